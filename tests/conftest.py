@@ -1,0 +1,30 @@
+"""Shared test setup: float64 available, fresh randomness per run.
+
+Tests draw fresh random inputs every run (seeded from the OS, printed on
+failure through the ``rng`` fixture's seed) so they compare against references
+on new data each time, not on one memorised instance.
+"""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture
+def rng(request):
+  seed = int.from_bytes(os.urandom(4), "little")
+  request.node.user_properties.append(("seed", seed))
+  gen = np.random.default_rng(seed)
+  gen.seed_value = seed
+  return gen
+
+
+def pytest_runtest_makereport(item, call):
+  if call.excinfo is not None:
+    for name, value in item.user_properties:
+      if name == "seed":
+        item.add_report_section(call.when, "seed", f"rng seed = {value}")
