@@ -6,6 +6,12 @@ whether a spectral update should beat a Euclidean one (Davis & Drusvyatskiy,
 arXiv:2512.04299).
 """
 
+from spectral_jax.alias import muon
+from spectral_jax.alias import specgd
+from spectral_jax.labels import MuonDimensionNumbers
+from spectral_jax.labels import describe
+from spectral_jax.labels import nnx_dimension_numbers
+from spectral_jax.labels import stacked_dimension_numbers
 from spectral_jax.linalg import POLAR_METHODS
 from spectral_jax.linalg import SCHEDULES
 from spectral_jax.linalg import Schedule
@@ -18,10 +24,26 @@ from spectral_jax.linalg import singular_values
 from spectral_jax.linalg import spectral_entropy
 from spectral_jax.linalg import stable_rank
 from spectral_jax.linalg import stable_rank_from_gram
+from spectral_jax.transforms import orthogonalize_via_newton_schulz
+from spectral_jax.transforms import scale_by_muon
+from spectral_jax.transforms import scale_by_polar
+from spectral_jax.transforms import scale_by_shape
+from spectral_jax.transforms import scale_by_specgd
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MuonDimensionNumbers",
+    "describe",
+    "muon",
+    "nnx_dimension_numbers",
+    "orthogonalize_via_newton_schulz",
+    "scale_by_muon",
+    "scale_by_polar",
+    "scale_by_shape",
+    "scale_by_specgd",
+    "specgd",
+    "stacked_dimension_numbers",
     "POLAR_METHODS",
     "SCHEDULES",
     "Schedule",

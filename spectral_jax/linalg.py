@@ -29,6 +29,7 @@ import numpy as np
 __all__ = [
     "POLAR_METHODS",
     "SCHEDULES",
+    "NS_NORMS",
     "Schedule",
     "gram",
     "newton_schulz",
@@ -44,7 +45,7 @@ __all__ = [
     "stable_rank_from_gram",
 ]
 
-POLAR_METHODS = ("svd", "eigh", "qdwh", "newton_schulz")
+POLAR_METHODS = ("svd", "eigh", "qdwh", "newton_schulz", "auto")
 
 
 # --------------------------------------------------------------------------
@@ -167,16 +168,17 @@ def _check_steps(steps) -> None:
     raise ValueError(f"steps must be >= 1, got {steps}.")
 
 
-def _check_matrix(x, fn: str) -> jax.Array:
+def _check_matrix(x, fn: str, name: str = "x") -> jax.Array:
   x = jnp.asarray(x)
   if x.ndim < 2:
     raise ValueError(
-        f"{fn} expects an array whose last two axes are a matrix (ndim >= 2), "
-        f"got shape {x.shape}.")
+        f"{fn}: {name} must be an array whose last two axes are a matrix "
+        f"(ndim >= 2), got {name} with shape {x.shape}.")
   if not (jnp.issubdtype(x.dtype, jnp.floating)
           or jnp.issubdtype(x.dtype, jnp.complexfloating)):
     raise ValueError(
-        f"{fn} expects a floating or complex dtype, got {x.dtype}.")
+        f"{fn}: {name} must have a floating or complex dtype, got "
+        f"{name}.dtype={x.dtype}.")
   return x
 
 
@@ -205,9 +207,47 @@ def _frobenius(x):
   return jnp.sqrt(jnp.sum(jnp.abs(y) ** 2, axis=(-2, -1), keepdims=True)) * scale
 
 
+def _unit_scale(x):
+  """x / max|x| (0 for x = 0): polar factors and rank ratios are scale
+  invariant, and a unit-scale input keeps σ² and Gram matrices inside the
+  float range (1e±30 in float32 would underflow or overflow when squared)."""
+  scale = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
+  return _safe_div(x, scale)
+
+
+def _exact_dtype(dtype):
+  """Working dtype of the LAPACK routes: at least float32 (there is no bf16
+  or fp16 SVD / eigh, and their eps would make the rank cut-off meaningless)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 # --------------------------------------------------------------------------
 # Newton–Schulz
 # --------------------------------------------------------------------------
+NS_NORMS = ("frobenius", "schatten8")
+
+# On the Gram ("polynomial") form of Newton–Schulz: every iterate is
+# X_k = Q_k X_0 with Q_k a polynomial in A_0 = X_0 X_0ᴴ, so for a wide m×n
+# input the loop can run on m×m matrices only and touch X_0 twice (A_0 and the
+# final Q X_0). Real FLOPs for s quintic steps (s >= 2):
+#   direct: s (4 m² n + 2 m³)       gram: 4 m² n + (4 s - 3) · 2 m³
+# so the Gram form wins once n/m exceeds about 1.5 (s = 5). It multiplies the
+# rounding error of A_0 by ‖Q‖ (up to ~a^s on the smallest directions), which
+# is harmless in float32 (measured: error to the exact polar factor unchanged
+# to 3 digits, see BENCHMARKS.md) but not in bfloat16, so "auto" keeps the
+# direct form for 16-bit compute dtypes.
+_GRAM_FORM_MIN_ASPECT = 1.5
+
+
+def _use_gram_form(m: int, n: int, dtype, steps: int, gram_form) -> bool:
+  if gram_form is not None:
+    return bool(gram_form)
+  if jnp.dtype(dtype).itemsize < 4 and not jnp.issubdtype(
+      dtype, jnp.complexfloating):
+    return False
+  return steps >= 2 and n >= _GRAM_FORM_MIN_ASPECT * m
+
+
 def newton_schulz(
     x: jax.Array,
     steps: int | None = None,
@@ -215,6 +255,8 @@ def newton_schulz(
     *,
     eps: float | None = None,
     compute_dtype=None,
+    norm: str = "frobenius",
+    gram_form: bool | None = None,
 ) -> jax.Array:
   r"""Approximate polar factor by a Newton–Schulz iteration.
 
@@ -225,6 +267,12 @@ def newton_schulz(
   with the input transposed first when it is tall, so that ``A`` is always the
   small Gram matrix. Singular vectors are preserved; each singular value goes
   through the scalar polynomial ``p_i(σ) = a_i σ + b_i σ³ + c_i σ⁵``.
+
+  With ``norm="schatten8"`` the start is divided further by
+  ``s ‖X_0‖_{S_8} = s (Σ σ_i⁸)^{1/8} = s ‖A_0²‖_F^{1/4}``, a much tighter
+  upper bound on σ_1 than ‖G‖_F that costs no extra matrix product (the
+  first step computes ``A_0²`` anyway): the small singular values start
+  larger, so fewer steps reach the same accuracy.
 
   Args:
     x: array of shape ``(..., m, n)``, real or complex.
@@ -237,43 +285,129 @@ def newton_schulz(
       input gives a zero output either way.
     compute_dtype: dtype of the iteration (e.g. ``jnp.bfloat16``); the result
       is cast back to ``x.dtype``. Defaults to ``x.dtype``.
+    norm: ``"frobenius"`` (the published recipe above, default) or
+      ``"schatten8"`` (tighter, see above).
+    gram_form: ``True`` iterates on the m×m polynomial ``Q_k`` with
+      ``X_k = Q_k X_0`` (fewer FLOPs when n ≫ m), ``False`` on ``X_k``
+      itself; ``None`` chooses by FLOP count (n ≥ 1.5 m after the transpose)
+      and never for 16-bit compute dtypes. Both give the same result up to
+      rounding.
 
   Returns:
     Array of ``x``'s shape and dtype.
+
+  Raises:
+    ValueError: ``x.ndim < 2``, non-float ``x``, bad ``steps``, ``coeffs`` or
+      ``norm``.
+
+  References:
+    Jordan et al., *Muon*, https://kellerjordan.github.io/posts/muon/.
+    Amsel, Persson, Musco & Gower, *The Polar Express*, arXiv:2505.16932.
   """
   x = _check_matrix(x, "newton_schulz")
+  if norm not in NS_NORMS:
+    raise ValueError(f"norm={norm!r} is not allowed; allowed: {NS_NORMS}.")
   sched = resolve_schedule(coeffs)
   rows = schedule_coeffs(sched, steps)
   out_dtype = x.dtype
   dtype = jnp.dtype(compute_dtype) if compute_dtype is not None else x.dtype
+  if jnp.iscomplexobj(x) and not jnp.issubdtype(dtype, jnp.complexfloating):
+    dtype = jnp.promote_types(dtype, jnp.complex64)
+  if x.size == 0:
+    return x
   tall = x.shape[-2] > x.shape[-1]
   if tall:
     x = _mT(x)
-  norm = _frobenius(x.astype(jnp.promote_types(dtype, jnp.float32)))
-  denom = norm * sched.safety + (0.0 if eps is None else eps)
+  m, n = x.shape[-2:]
+  fro = _frobenius(x.astype(jnp.promote_types(dtype, jnp.float32)))
+  safety = sched.safety
+  if norm == "frobenius":
+    denom = fro * safety + (0.0 if eps is None else eps)
+  else:  # The safety factor is applied to the tighter bound instead.
+    denom = fro + (0.0 if eps is None else eps)
   y = _safe_div(x.astype(denom.dtype), denom).astype(dtype)
-  for a, b, c in rows:  # Unrolled: steps is small and static.
-    gram_ = y @ _mH(y)
-    poly = b * gram_ + c * (gram_ @ gram_) if c != 0.0 else b * gram_
-    y = a * y + poly @ y
+  if _use_gram_form(m, n, dtype, len(rows), gram_form):
+    y = _ns_gram(y, rows, norm, safety)
+  else:
+    y = _ns_direct(y, rows, norm, safety)
   if tall:
     y = _mT(y)
   return y.astype(out_dtype)
 
 
-def newton_schulz_flops(shape: Sequence[int], steps: int) -> int:
-  """Real multiply-add FLOPs of ``newton_schulz`` on an array of ``shape``."""
+def _schatten8_scale(a2, safety):
+  """1 / (safety · ‖A²‖_F^{1/4}), and 1 where A = 0 (nothing to scale)."""
+  r = jnp.sqrt(jnp.sqrt(_frobenius(a2.astype(
+      jnp.promote_types(a2.dtype, jnp.float32))))) * safety
+  return jnp.where(r > 0, 1.0 / jnp.where(r > 0, r, 1.0), 1.0)
+
+
+def _ns_direct(y, rows, norm, safety):
+  eye = jnp.eye(y.shape[-2], dtype=y.dtype)
+  for i, (a, b, c) in enumerate(rows):  # Unrolled: steps is small, static.
+    g = y @ _mH(y)
+    g2 = g @ g if (c != 0.0 or (i == 0 and norm == "schatten8")) else None
+    if i == 0 and norm == "schatten8":
+      inv = _schatten8_scale(g2, safety)
+      y, g, g2 = (y * inv.astype(y.dtype), g * (inv**2).astype(g.dtype),
+                  g2 * (inv**4).astype(g.dtype))
+    # a·X folded into the m×m factor: (aI + bA + cA²) X touches the large X
+    # once per step instead of twice (measured ~5% faster on CPU).
+    poly = a * eye + b * g + (c * g2 if c != 0.0 else 0.0)
+    y = poly @ y
+  return y
+
+
+def _ns_gram(y, rows, norm, safety):
+  # X_k = Q_k X_0, A_k = Q_k A_0 Q_kᴴ, Q_{k+1} = p_k(A_k) Q_k, where p_k(A) =
+  # a I + b A + c A². Every matrix here is m×m; X_0 is touched twice.
+  a0 = y @ _mH(y)
+  eye = jnp.eye(a0.shape[-1], dtype=a0.dtype)
+  ak, q = a0, None
+  inv = None
+  last = len(rows) - 1
+  for i, (a, b, c) in enumerate(rows):
+    ak2 = ak @ ak if (c != 0.0 or (i == 0 and norm == "schatten8")) else None
+    if i == 0 and norm == "schatten8":
+      inv = _schatten8_scale(ak2, safety)
+      a0 = a0 * (inv**2).astype(a0.dtype)
+      ak, ak2 = a0, ak2 * (inv**4).astype(a0.dtype)
+    p = a * eye + b * ak + (c * ak2 if c != 0.0 else 0.0)
+    q = p if q is None else p @ q
+    if i < last:
+      ak = (q @ a0) @ _mH(q)
+  y = q @ y
+  return y if inv is None else y * inv.astype(y.dtype)
+
+
+def newton_schulz_flops(shape: Sequence[int], steps: int, *,
+                        gram_form: bool | None = None, coeffs="jordan",
+                        dtype=jnp.float32, norm: str = "frobenius") -> int:
+  """Real FLOPs (2 per multiply-add) of the matrix products that
+  ``newton_schulz`` runs on an array of ``shape`` (the same choices of form
+  as ``newton_schulz`` with these arguments; complex inputs count 4× more).
+  """
   *batch, m, n = shape
   m, n = min(m, n), max(m, n)
-  per_step = 2 * m * m * n + 2 * m**3 + 2 * m * m * n
-  return int(np.prod(batch, dtype=np.int64)) * steps * per_step
+  rows = schedule_coeffs(coeffs, steps)
+  s = len(rows)
+  nb = int(np.prod(batch, dtype=np.int64))
+  sq = [c != 0.0 or (i == 0 and norm == "schatten8")
+        for i, (_, _, c) in enumerate(rows)]
+  if _use_gram_form(m, n, dtype, s, gram_form):
+    cubes = sum(sq) + (s - 1) + 2 * (s - 1)  # A_k², P·Q, Q A_0 Qᴴ.
+    total = 2 * 2 * m * m * n + cubes * 2 * m**3
+  else:
+    total = s * 2 * 2 * m * m * n + sum(sq) * 2 * m**3
+  mult = 4 if jnp.issubdtype(dtype, jnp.complexfloating) else 1
+  return nb * total * mult
 
 
 # --------------------------------------------------------------------------
 # Exact polar factors
 # --------------------------------------------------------------------------
 def _default_rtol(x) -> float:
-  return max(x.shape[-2:]) * float(jnp.finfo(x.dtype).eps)
+  return max(x.shape[-2:]) * float(jnp.finfo(_exact_dtype(x.dtype)).eps)
 
 
 def _polar_svd(x, rtol):
@@ -295,11 +429,17 @@ def _polar_eigh(x, rtol):
   g = 0.5 * (g + _mH(g))
   w, q = jnp.linalg.eigh(g)
   w = jnp.maximum(w, 0.0)
-  keep = w > (rtol**2) * w[..., -1:]
+  # eigh resolves eigenvalues only to ~k·eps·λ_max, so smaller ones are noise
+  # and must not be inverted, whatever rtol asks for.
+  k = g.shape[-1]
+  floor = max(rtol**2, 10 * k * float(jnp.finfo(work).eps))
+  keep = w > floor * w[..., -1:]
   inv_sqrt = jnp.where(keep, jax.lax.rsqrt(jnp.where(keep, w, 1.0)), 0.0)
-  out = (q * inv_sqrt[..., None, :].astype(q.dtype)) @ (_mH(q) @ y)
+  # (G Gᴴ)^{-1/2} as a k×k matrix first: k³ + k²n instead of 2 k²n.
+  root = (q * inv_sqrt[..., None, :].astype(q.dtype)) @ _mH(q)
+  out = root @ y
   out = out if wide else _mH(out)
-  return out.astype(x.dtype)
+  return out
 
 
 def _polar_qdwh(x):
@@ -313,29 +453,58 @@ def _polar_qdwh(x):
   return _mT(u) if wide else u
 
 
+def _auto_method(x) -> str:
+  """The cheapest exact method for ``x`` on this backend (see ``polar``)."""
+  m, n = sorted(x.shape[-2:])
+  backend = jax.default_backend()
+  if backend == "cpu":
+    # Measured on CPU (BENCHMARKS.md): eigh of the small Gram matrix beats
+    # LAPACK's SVD, and QDWH, at every shape we timed; it is exact to fp32
+    # only when the Gram matrix is formed in float64 (it squares κ).
+    if jax.config.jax_enable_x64 or x.dtype == jnp.float64:
+      return "eigh"
+    return "svd"
+  # Accelerators: QDWH is matmul-bound, SVD is not.
+  return "qdwh" if m >= 16 else "svd"
+
+
 def polar(x: jax.Array, method: str = "svd", *, rtol: float | None = None,
           **ns_kwargs) -> jax.Array:
-  r"""The polar factor ``polar(G) = U Vᵀ`` of ``G = U Σ Vᵀ``.
+  r"""The polar factor ``polar(G) = U Vᴴ`` of ``G = U Σ Vᴴ``.
 
   Singular values at or below ``rtol · σ_1`` are treated as zero (``"svd"`` and
   ``"eigh"``), so a rank-deficient input gives the partial isometry onto its
-  range and a zero input gives zero.
+  range and a zero input gives zero. The exact methods work on ``x / max|x|``
+  in at least float32 (the polar factor is scale invariant), so inputs of
+  scale 1e±30 neither underflow nor overflow, and 16-bit inputs work.
 
   Args:
-    x: array of shape ``(..., m, n)``.
+    x: array of shape ``(..., m, n)``, real or complex.
     method: ``"svd"`` (exact, default), ``"eigh"`` (eigendecomposition of the
       Gram matrix of the smaller side, as the paper's code does; float64 when
-      x64 is on), ``"qdwh"`` (``jax.scipy.linalg.polar``; full-rank inputs —
-      on a rank-deficient input it returns *a* unitary polar factor, whose
-      null-space part is not unique) or ``"newton_schulz"`` (approximate;
-      ``ns_kwargs`` go to :func:`newton_schulz`).
-    rtol: relative singular-value cut-off; default ``max(m, n) · eps(dtype)``.
+      x64 is on, otherwise accurate only for well-conditioned inputs, κ ≲
+      1e2), ``"qdwh"`` (``jax.scipy.linalg.polar``; full-rank inputs — on a
+      rank-deficient input it returns *a* unitary polar factor, whose
+      null-space part is not unique), ``"auto"`` (the fastest exact method for
+      the backend, chosen from measurements: on CPU ``"eigh"`` when x64 is on
+      or ``x`` is float64, else ``"svd"``; on GPU/TPU ``"qdwh"``) or
+      ``"newton_schulz"`` (approximate; ``ns_kwargs`` go to
+      :func:`newton_schulz`).
+    rtol: relative singular-value cut-off; default ``max(m, n) · eps`` of the
+      working dtype (at least float32). Ignored by ``"qdwh"`` and
+      ``"newton_schulz"``.
 
   Returns:
     Array of ``x``'s shape and dtype.
 
   Raises:
-    ValueError: unknown method or ``x.ndim < 2``.
+    ValueError: unknown method, ``x.ndim < 2`` or a non-float ``x``.
+
+  References:
+    Higham, Mackey, Mackey & Tisseur, *Computing the polar decomposition and
+    the matrix sign decomposition in matrix groups*, 2004;
+    Nakatsukasa & Higham, *Stable and efficient spectral divide and conquer
+    algorithms*, SIAM J. Sci. Comput. 2013 (QDWH).
   """
   if method not in POLAR_METHODS:
     raise ValueError(
@@ -349,21 +518,37 @@ def polar(x: jax.Array, method: str = "svd", *, rtol: float | None = None,
         f"method={method!r}.")
   if x.size == 0:
     return x
+  if method == "auto":
+    method = _auto_method(x)
   rtol = _default_rtol(x) if rtol is None else rtol
+  y = _unit_scale(x.astype(_exact_dtype(x.dtype)))
   if method == "svd":
-    return _polar_svd(x, rtol)
-  if method == "eigh":
-    return _polar_eigh(x, rtol)
-  return _polar_qdwh(x)
+    out = _polar_svd(y, rtol)
+  elif method == "eigh":
+    out = _polar_eigh(y, rtol)
+  else:
+    out = _polar_qdwh(y)
+  return out.astype(x.dtype)
 
 
 # --------------------------------------------------------------------------
 # Spectral summaries
 # --------------------------------------------------------------------------
 def singular_values(x: jax.Array) -> jax.Array:
-  """Singular values over the last two axes, descending."""
+  """Singular values over the last two axes, descending.
+
+  Computed in at least float32 (16-bit inputs are upcast: there is no 16-bit
+  SVD); the result has that working dtype (real).
+  """
   x = _check_matrix(x, "singular_values")
-  return jnp.linalg.svd(x, compute_uv=False)
+  return jnp.linalg.svd(x.astype(_exact_dtype(x.dtype)), compute_uv=False)
+
+
+def _unit_singular_values(x, fn):
+  # Ratios of singular values only: σ/σ_1, so that σ² neither overflows
+  # (1e30 in float32) nor underflows (1e-30); zero stays zero.
+  s = singular_values(_check_matrix(x, fn))
+  return _safe_div(s, s[..., :1])
 
 
 def nuclear_norm(x: jax.Array) -> jax.Array:
@@ -373,26 +558,28 @@ def nuclear_norm(x: jax.Array) -> jax.Array:
 
 def nuclear_rank(x: jax.Array) -> jax.Array:
   r"""nr(G) = ‖G‖_*² / ‖G‖_F², between 1 and rank(G); 0 for G = 0."""
-  s = singular_values(x)
+  s = _unit_singular_values(x, "nuclear_rank")
   return _safe_div(jnp.sum(s, -1) ** 2, jnp.sum(s**2, -1))
 
 
 def stable_rank(x: jax.Array) -> jax.Array:
   r"""st(A) = ‖A‖_F² / ‖A‖_op², between 1 and rank(A); 0 for A = 0."""
-  s = singular_values(x)
-  return _safe_div(jnp.sum(s**2, -1), s[..., 0] ** 2)
+  s = _unit_singular_values(x, "stable_rank")
+  return jnp.sum(s**2, -1)  # s_1 = 1 here (or 0 for A = 0).
 
 
 def spectral_entropy(x: jax.Array, power: int = 1,
                      normalized: bool = True) -> jax.Array:
-  r"""Spectral entropy H = −Σ p_i log p_i with p_i ∝ σ_iᵖ.
+  r"""Spectral entropy H = −Σ p_i log p_i with p_i = σ_iᵖ / Σ_j σ_jᵖ.
 
   ``power=1`` weighs by σ (paper 3's likely convention), ``power=2`` by σ²
-  (energy). ``normalized`` divides by log(min(m, n)), giving a value in [0, 1].
+  (energy). ``normalized`` divides by log(min(m, n)), giving a value in [0, 1]
+  (and 0 for a 1×n or n×1 matrix). A zero matrix has entropy 0.
   """
-  if power not in (1, 2):
+  if isinstance(power, bool) or power not in (1, 2):
     raise ValueError(f"power must be 1 or 2, got {power!r}.")
-  s = singular_values(x) ** power
+  x = _check_matrix(x, "spectral_entropy")
+  s = _unit_singular_values(x, "spectral_entropy") ** power
   p = _safe_div(s, jnp.sum(s, -1, keepdims=True))
   h = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1)), 0), -1)
   if normalized:
@@ -408,15 +595,20 @@ def gram(a: jax.Array, chunk_size: int | None = None, dtype=None) -> jax.Array:
   float32, or float64 with x64) so a long token axis never has to be held in
   high precision at once — what the paper's tracker does for NanoGPT.
   """
-  a = _check_matrix(a, "gram")
+  a = _check_matrix(a, "gram", "a")
   if dtype is None:
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+  if jnp.iscomplexobj(a):  # Never drop the imaginary part.
+    dtype = jnp.promote_types(dtype, jnp.complex64)
+  if chunk_size is not None and (isinstance(chunk_size, bool) or not
+                                 isinstance(chunk_size, (int, np.integer))
+                                 or chunk_size < 1):
+    raise ValueError(f"chunk_size must be None or an int >= 1, got "
+                     f"{chunk_size!r}.")
   n = a.shape[-1]
   if chunk_size is None or chunk_size >= n:
     b = a.astype(dtype)
     return b @ _mH(b)
-  if chunk_size < 1:
-    raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
   n_full = n // chunk_size
   head = a[..., : n_full * chunk_size]
   chunks = jnp.moveaxis(
@@ -434,7 +626,7 @@ def gram(a: jax.Array, chunk_size: int | None = None, dtype=None) -> jax.Array:
 
 def stable_rank_from_gram(g: jax.Array) -> jax.Array:
   """st(A) from its Gram matrix A Aᴴ: tr(G) / λ_max(G); 0 for G = 0."""
-  g = _check_matrix(g, "stable_rank_from_gram")
+  g = _check_matrix(g, "stable_rank_from_gram", "g")
   g = 0.5 * (g + _mH(g))
   lam_max = jnp.linalg.eigvalsh(g)[..., -1]
   return _safe_div(jnp.real(jnp.trace(g, axis1=-2, axis2=-1)), lam_max)

@@ -1,0 +1,437 @@
+"""``spectral-jax bench``: speed and accuracy of polar factors and Muon.
+
+Measures in one run, side by side (GitHub issue 7):
+
+1. Pareto table per matrix shape: every polar method (exact ``svd`` /
+   ``eigh`` / ``qdwh`` / ``auto``, and Newton–Schulz presets at 3–8 steps) →
+   relative Frobenius error to the exact polar factor (NumPy float64 SVD) vs
+   median milliseconds of the jitted call.
+2. ``spectral_jax.muon`` vs ``optax.contrib.muon`` with identical settings on
+   a 6-layer width-256 transformer tree (per layer 256×768, 256×256, 256×1024,
+   1024×256), with one leaf per layer and with the layers stacked as (6,·,·),
+   and (unless ``--quick``) on a GPT-2-small-shaped tree (12 layers, width
+   768).
+3. Achieved GFLOP/s of our orthogonalisation vs plain ``jnp.matmul`` of the
+   same shapes.
+
+Writes ``DIR/bench.json`` and ``DIR/bench.md`` atomically and prints the
+ratios. ``bench_gpt_train_step`` is the hook for the GPT training-step timing
+(owned by the training code; it returns ``None`` until that is filled in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import tempfile
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spectral_jax import linalg
+
+# The issue's tree: per layer (fan_in, fan_out) matrices of a width-256 block.
+SMALL_TREE_SHAPES = ((256, 768), (256, 256), (256, 1024), (1024, 256))
+GPT2_SMALL_SHAPES = ((768, 2304), (768, 768), (768, 3072), (3072, 768))
+NS_PRESETS = ("jordan", "polar_express", "dion", "cubic")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+  """What to measure. Defaults: the quick CPU size."""
+
+  seed: int = 0
+  reps: int = 10                 # Timed calls per measurement (median).
+  shapes: tuple = SMALL_TREE_SHAPES
+  steps: tuple = (3, 4, 5, 6, 7, 8)
+  presets: tuple = ("jordan", "polar_express", "dion")
+  forms: tuple = ("auto",)       # Newton–Schulz gram_form: auto/direct/gram.
+  norms: tuple = ("frobenius", "schatten8")
+  exact: tuple = ("svd", "eigh", "qdwh", "auto")
+  layers: int = 6
+  gpt2: bool = False
+  gpt2_reps: int = 3
+  learning_rate: float = 0.02
+
+  @classmethod
+  def quick(cls) -> "BenchConfig":
+    return cls(reps=5, steps=(3, 4, 5, 6, 8), norms=("frobenius",))
+
+  @classmethod
+  def full(cls) -> "BenchConfig":
+    return cls(presets=NS_PRESETS, forms=("direct", "gram"), gpt2=True)
+
+
+# ------------------------------------------------------------------ timing ---
+def median_ms(fn: Callable, *args, reps: int = 10) -> float:
+  """Median wall time (ms) of ``fn(*args)`` over ``reps`` calls after one
+  warm-up call (compilation excluded); results are blocked on."""
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+  return 1e3 * float(np.median(times))
+
+
+def _ref_polar(g: np.ndarray) -> np.ndarray:
+  u, _, vh = np.linalg.svd(np.asarray(g, np.float64), full_matrices=False)
+  return u @ vh
+
+
+def _rel_err(a, b) -> float:
+  a = np.asarray(a, np.float64)
+  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_matrices(shape, rng) -> dict[str, np.ndarray]:
+  """Gaussian, and Gaussian × diag(logspace(0, -3)) (SPEC §5 A.2: a decaying
+  spectrum, like momentum), in float32, of ``shape``."""
+  m, n = shape
+  g = rng.standard_normal((m, n))
+  decay = np.logspace(0, -3, min(m, n))
+  u, _ = np.linalg.qr(rng.standard_normal((m, min(m, n))))
+  v, _ = np.linalg.qr(rng.standard_normal((n, min(m, n))))
+  return {"gaussian": g.astype(np.float32),
+          "logspace": ((u * decay) @ v.T).astype(np.float32)}
+
+
+# ------------------------------------------------------------------ pareto ---
+def _form_arg(form: str):
+  return {"auto": None, "direct": False, "gram": True}[form]
+
+
+def pareto_rows(shape, cfg: BenchConfig, rng) -> list[dict[str, Any]]:
+  """One row per (method, schedule, steps, norm, form): error per test
+  spectrum and median ms, for float32 matrices of ``shape``."""
+  mats = test_matrices(shape, rng)
+  refs = {k: _ref_polar(v) for k, v in mats.items()}
+  rows = []
+
+  def measure(label, fn, **info):
+    f = jax.jit(fn)
+    errs = {k: _rel_err(f(jnp.asarray(v)), refs[k]) for k, v in mats.items()}
+    ms = median_ms(f, jnp.asarray(mats["gaussian"]), reps=cfg.reps)
+    rows.append({"shape": list(shape), "method": label, "ms": ms,
+                 "err": errs, **info})
+
+  for method in cfg.exact:
+    measure(method, lambda x, m=method: linalg.polar(x, m), steps=None)
+  for preset in cfg.presets:
+    for norm in cfg.norms:
+      for form in cfg.forms:
+        for steps in cfg.steps:
+          fn = lambda x, p=preset, s=steps, nm=norm, fm=form: (
+              linalg.newton_schulz(x, s, p, norm=nm, gram_form=_form_arg(fm)))
+          label = f"ns:{preset}" + ("" if norm == "frobenius" else f"+{norm}")
+          measure(label, fn, steps=steps, norm=norm, form=form,
+                  flops=linalg.newton_schulz_flops(
+                      shape, steps, coeffs=preset, norm=norm,
+                      gram_form=_form_arg(form)))
+  return rows
+
+
+def pareto_front(rows, spectrum="gaussian") -> list[dict[str, Any]]:
+  """Rows not beaten on both error and time by another row."""
+  front = []
+  for r in rows:
+    dominated = any(
+        o["err"][spectrum] <= r["err"][spectrum] and o["ms"] <= r["ms"]
+        and (o["err"][spectrum] < r["err"][spectrum] or o["ms"] < r["ms"])
+        for o in rows)
+    if not dominated:
+      front.append(r)
+  return sorted(front, key=lambda r: r["ms"])
+
+
+# ------------------------------------------------------------ form compare ---
+def form_rows(shapes, steps, reps, rng, batch=()) -> list[dict[str, Any]]:
+  """Direct vs Gram-form Newton–Schulz (polar_express and jordan): ms,
+  executed FLOPs, error to exact polar (Gaussian input)."""
+  rows = []
+  for shape in shapes:
+    g = rng.standard_normal((*batch, *shape)).astype(np.float32)
+    ref = _ref_polar(g)
+    for preset in ("jordan", "polar_express"):
+      for form in ("direct", "gram"):
+        f = jax.jit(lambda x, p=preset, fm=form: linalg.newton_schulz(
+            x, steps, p, gram_form=_form_arg(fm)))
+        rows.append({
+            "shape": [*batch, *shape], "preset": preset, "form": form,
+            "steps": steps, "ms": median_ms(f, jnp.asarray(g), reps=reps),
+            "flops": linalg.newton_schulz_flops(
+                (*batch, *shape), steps, coeffs=preset,
+                gram_form=_form_arg(form)),
+            "err": _rel_err(f(jnp.asarray(g)), ref)})
+  return rows
+
+
+# -------------------------------------------------------------- throughput ---
+def throughput_rows(shapes, layers, steps, reps, rng) -> list[dict[str, Any]]:
+  """GFLOP/s of ``newton_schulz`` (default form, 5 jordan steps, stacked
+  (layers, m, n)) vs ``jnp.matmul`` of (layers, m, n) @ (layers, n, m).
+
+  ``ns_gflops`` counts the FLOPs actually executed; ``ns_eff_gflops`` counts
+  the direct form's FLOPs (what the published algorithm costs), so it exceeds
+  the matmul rate when the Gram form saves work.
+  """
+  rows = []
+  for m, n in shapes:
+    x = jnp.asarray(rng.standard_normal((layers, m, n)), jnp.float32)
+    y = jnp.asarray(rng.standard_normal((layers, n, m)), jnp.float32)
+    mm = jax.jit(jnp.matmul)
+    ns = jax.jit(lambda a: linalg.newton_schulz(a, steps))
+    t_mm = median_ms(mm, x, y, reps=reps)
+    t_ns = median_ms(ns, x, reps=reps)
+    flops_mm = 2 * layers * m * n * m
+    flops_ns = linalg.newton_schulz_flops((layers, m, n), steps)
+    flops_direct = linalg.newton_schulz_flops((layers, m, n), steps,
+                                              gram_form=False)
+    rows.append({
+        "shape": [layers, m, n], "matmul_ms": t_mm, "ns_ms": t_ns,
+        "matmul_gflops": flops_mm / t_mm / 1e6,
+        "ns_gflops": flops_ns / t_ns / 1e6,
+        "ns_eff_gflops": flops_direct / t_ns / 1e6})
+  for r in rows:
+    r["ratio"] = r["ns_gflops"] / r["matmul_gflops"]
+    r["eff_ratio"] = r["ns_eff_gflops"] / r["matmul_gflops"]
+  return rows
+
+
+# -------------------------------------------------------------------- muon ---
+def transformer_tree(shapes, layers: int, stacked: bool, rng,
+                     dtype=jnp.float32) -> dict[str, Any]:
+  """Params of ``layers`` blocks with matrices of ``shapes`` (fan_in,
+  fan_out) and a 1-D norm gain per block (Adam branch): one leaf per layer
+  (``stacked=False``) or each matrix stacked as (layers, ·, ·)."""
+  names = ("attn_qkv", "attn_proj", "mlp_fc", "mlp_proj")[:len(shapes)]
+
+  def block():
+    p = {n: rng.standard_normal(s) / np.sqrt(s[0])
+         for n, s in zip(names, shapes)}
+    p["norm"] = np.ones(shapes[0][0])
+    return p
+
+  blocks = [block() for _ in range(layers)]
+  if stacked:
+    tree = {k: np.stack([b[k] for b in blocks]) for k in blocks[0]}
+  else:
+    tree = {f"layer{i}": b for i, b in enumerate(blocks)}
+  return jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+
+
+def muon_tree_flops(shapes, layers, steps=5) -> int:
+  """FLOPs of optax's Newton–Schulz (direct form) on the tree."""
+  return layers * sum(linalg.newton_schulz_flops(s, steps, gram_form=False)
+                      for s in shapes)
+
+
+def muon_rows(shapes, layers, reps, rng, lr=0.02, tree_name="small",
+              **muon_kwargs) -> list[dict[str, Any]]:
+  """ours vs optax.contrib.muon (identical settings), per-layer and stacked
+  leaves: median ms of the jitted ``update`` and the max relative difference
+  of their updates (they should agree to float32 rounding)."""
+  import optax  # pylint: disable=g-import-not-at-top
+  import spectral_jax  # pylint: disable=g-import-not-at-top
+
+  rows = []
+  for stacked in (False, True):
+    params = transformer_tree(shapes, layers, stacked, rng)
+    grads = jax.tree.map(
+        lambda p: jnp.asarray(rng.standard_normal(p.shape), p.dtype), params)
+    dims = (spectral_jax.stacked_dimension_numbers(params) if stacked
+            else None)
+    result = {"tree": tree_name, "layout": "stacked" if stacked else
+              "per_layer", "layers": layers, "shapes": [list(s) for s in
+                                                       shapes]}
+    updates = {}
+    for name, make in (("optax", optax.contrib.muon),
+                       ("ours", spectral_jax.muon)):
+      opt = make(lr, muon_weight_dimension_numbers=dims, **muon_kwargs)
+      state = opt.init(params)
+      upd = jax.jit(opt.update)
+      result[f"{name}_ms"] = median_ms(upd, grads, state, params, reps=reps)
+      updates[name] = upd(grads, state, params)[0]
+    diffs = jax.tree.map(
+        lambda a, b: float(jnp.linalg.norm(a - b) /
+                           jnp.maximum(jnp.linalg.norm(b), 1e-30)),
+        updates["ours"], updates["optax"])
+    result["max_rel_diff"] = max(jax.tree.leaves(diffs))
+    result["ratio"] = result["ours_ms"] / result["optax_ms"]
+    rows.append(result)
+  return rows
+
+
+def bench_gpt_train_step(args, out_dir: str) -> dict[str, Any] | None:
+  """Hook for the GPT training-step timing of issue 7 (AdamW vs Muon vs
+  SpecGD ms/step). Owned by the training code; returns ``None`` (skipped)
+  until it is implemented there."""
+  del args, out_dir
+  return None
+
+
+# ----------------------------------------------------------------- reports ---
+def machine_info() -> dict[str, Any]:
+  cpu = platform.processor() or "unknown"
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          cpu = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  return {"nproc": os.cpu_count(), "cpu": cpu,
+          "backend": jax.default_backend(),
+          "devices": [str(d) for d in jax.devices()],
+          "jax": jax.__version__,
+          "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
+              timespec="seconds"),
+          "loadavg_start": list(os.getloadavg())}
+
+
+def _atomic_write(path: str, text: str) -> None:
+  d = os.path.dirname(os.path.abspath(path))
+  os.makedirs(d, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".part")
+  try:
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def _fmt_err(e: dict[str, float]) -> str:
+  return " / ".join(f"{v:.2e}" for v in e.values())
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+  """bench.md from the results dict."""
+  mi = res["machine"]
+  out = ["# spectral-jax bench", "",
+         f"- date (UTC): {mi['date_utc']}; backend {mi['backend']}; "
+         f"{mi['nproc']} × {mi['cpu']}; jax {mi['jax']}",
+         f"- load average at start: {mi['loadavg_start']} (shared machine: "
+         "timings are noisy)", f"- config: {res['config']}", ""]
+  out += ["## Pareto: error to exact polar (gaussian / logspace) vs median ms",
+          ""]
+  for key, rows in res["pareto"].items():
+    front = {id(r) for r in pareto_front(rows)}
+    out += [f"### {key} (float32)", "",
+            "| method | steps | form | ms | rel. error | Pareto |",
+            "|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["ms"]):
+      out.append(f"| {r['method']} | {r.get('steps') or ''} | "
+                 f"{r.get('form', '')} | {r['ms']:.2f} | {_fmt_err(r['err'])} "
+                 f"| {'*' if id(r) in front else ''} |")
+    out.append("")
+  if res.get("forms"):
+    out += ["## Newton–Schulz: direct vs Gram form (5 steps)", "",
+            "| shape | preset | form | ms | GFLOP | rel. error |",
+            "|---|---|---|---|---|---|"]
+    for r in res["forms"]:
+      out.append(f"| {r['shape']} | {r['preset']} | {r['form']} | "
+                 f"{r['ms']:.2f} | {r['flops'] / 1e9:.3f} | {r['err']:.3e} |")
+    out.append("")
+  out += ["## Orthogonalisation throughput vs plain matmul", "",
+          "| shape | matmul GFLOP/s | NS GFLOP/s (executed) | ratio | "
+          "NS effective GFLOP/s (direct-form FLOPs) | ratio |",
+          "|---|---|---|---|---|---|"]
+  for r in res["throughput"]:
+    out.append(f"| {r['shape']} | {r['matmul_gflops']:.1f} | "
+               f"{r['ns_gflops']:.1f} | {r['ratio']:.2f} | "
+               f"{r['ns_eff_gflops']:.1f} | {r['eff_ratio']:.2f} |")
+  out += ["", "## Muon update: spectral_jax.muon vs optax.contrib.muon", "",
+          "| tree | layout | optax ms | ours ms | ours/optax | max rel. diff |",
+          "|---|---|---|---|---|---|"]
+  for r in res["muon"]:
+    out.append(f"| {r['tree']} | {r['layout']} | {r['optax_ms']:.1f} | "
+               f"{r['ours_ms']:.1f} | {r['ratio']:.2f} | "
+               f"{r['max_rel_diff']:.1e} |")
+  out += ["", "## GPT training step", "",
+          "skipped (hook `bench_gpt_train_step` not implemented)"
+          if res.get("gpt_train_step") is None else
+          f"```\n{json.dumps(res['gpt_train_step'], indent=1)}\n```", ""]
+  return "\n".join(out)
+
+
+def run(cfg: BenchConfig, out_dir: str, args=None,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+  """Run every measurement of ``cfg``; write bench.json / bench.md."""
+  rng = np.random.default_rng(cfg.seed)
+  res: dict[str, Any] = {"machine": machine_info(),
+                         "config": dataclasses.asdict(cfg)}
+  res["pareto"] = {}
+  for shape in cfg.shapes:
+    key = "x".join(map(str, shape))
+    log(f"pareto {key} ...")
+    res["pareto"][key] = pareto_rows(shape, cfg, rng)
+  log("direct vs gram form ...")
+  res["forms"] = form_rows(cfg.shapes, 5, cfg.reps, rng, batch=(cfg.layers,))
+  log("throughput ...")
+  res["throughput"] = throughput_rows(cfg.shapes, cfg.layers, 5, cfg.reps,
+                                      rng)
+  log("muon vs optax ...")
+  res["muon"] = muon_rows(cfg.shapes, cfg.layers, cfg.reps, rng,
+                          lr=cfg.learning_rate)
+  res["muon_tree_gflop"] = muon_tree_flops(cfg.shapes, cfg.layers) / 1e9
+  if cfg.gpt2:
+    log("muon vs optax, GPT-2 small tree ...")
+    res["muon"] += muon_rows(GPT2_SMALL_SHAPES, 12, cfg.gpt2_reps, rng,
+                             lr=cfg.learning_rate, tree_name="gpt2_small")
+  res["gpt_train_step"] = bench_gpt_train_step(args, out_dir)
+  res["loadavg_end"] = list(os.getloadavg())
+  _atomic_write(os.path.join(out_dir, "bench.json"),
+                json.dumps(res, indent=1, default=str))
+  _atomic_write(os.path.join(out_dir, "bench.md"), render_markdown(res))
+  return res
+
+
+def summary_lines(res: dict[str, Any]) -> list[str]:
+  lines = []
+  for r in res["muon"]:
+    lines.append(f"muon {r['tree']}/{r['layout']}: ours {r['ours_ms']:.1f} ms "
+                 f"vs optax {r['optax_ms']:.1f} ms -> ratio {r['ratio']:.2f}")
+  for r in res["throughput"]:
+    lines.append(f"throughput {r['shape']}: NS {r['ns_gflops']:.0f} (eff. "
+                 f"{r['ns_eff_gflops']:.0f}) vs matmul "
+                 f"{r['matmul_gflops']:.0f} GFLOP/s -> ratio {r['ratio']:.2f}"
+                 f" (eff. {r['eff_ratio']:.2f})")
+  return lines
+
+
+# --------------------------------------------------------------------- CLI ---
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--quick", action="store_true",
+                      help="small CPU run: fewer steps/reps, no GPT-2 tree")
+  parser.add_argument("--out", required=True, metavar="DIR",
+                      help="directory for bench.json and bench.md")
+  parser.add_argument("--reps", type=int, default=None,
+                      help="timed calls per measurement (median)")
+  parser.add_argument("--seed", type=int, default=0)
+
+
+def main(args) -> int:
+  from experiments.cli import UsageError  # pylint: disable=g-import-not-at-top
+  cfg = BenchConfig.quick() if args.quick else BenchConfig.full()
+  if args.reps is not None:
+    if args.reps < 1:
+      raise UsageError(f"--reps must be >= 1, got {args.reps}")
+    cfg = dataclasses.replace(cfg, reps=args.reps)
+  cfg = dataclasses.replace(cfg, seed=args.seed)
+  res = run(cfg, args.out, args)
+  for line in summary_lines(res):
+    print(line)
+  print(f"wrote {os.path.join(args.out, 'bench.md')}")
+  return 0

@@ -1,0 +1,358 @@
+"""Shared helpers for experiment scripts and the ``report.md`` writer.
+
+An experiment module (see ``experiments/registry.py`` for the contract) uses:
+
+  * ``claim(id, experiment, claim, paper, measured, holds, rule=...)``: one row
+    of the claims table (a plain dict, JSON-ready);
+  * ``write_jsonl(path, rows)``, ``atomic_write_text``, ``atomic_write_json``:
+    every file is written to a temporary file in the same folder and then
+    ``os.replace``-d, so a run killed halfway never leaves a half-written file;
+  * ``save_figure(fig, path)`` (atomic PNG, closes the figure), ``subplots``,
+    ``plot_curves`` (log-scale losses etc.) and ``plot_nr_st`` (nuclear rank
+    with the stable rank as a dashed line);
+  * ``run_steps(step, carry, num_steps, desc=...)``: a jitted ``lax.scan`` run
+    in chunks with a tqdm progress bar, returning the per-step outputs as NumPy;
+  * ``enable_x64()``: the synthetic experiments run in float64 like the paper.
+
+``write_report(out_dir, results)`` turns the experiments' results into
+``report.md`` and ``claims.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import jax
+import numpy as np
+
+__all__ = [
+    "atomic_write_json",
+    "atomic_write_text",
+    "claim",
+    "enable_x64",
+    "fmt",
+    "plot_curves",
+    "plot_nr_st",
+    "run_steps",
+    "save_figure",
+    "subplots",
+    "to_jsonable",
+    "write_jsonl",
+    "write_report",
+]
+
+
+# --------------------------------------------------------------------------
+# Numbers and claims
+# --------------------------------------------------------------------------
+def enable_x64() -> None:
+  """float64 on, as the paper's synthetic experiments (call at run start)."""
+  jax.config.update("jax_enable_x64", True)
+
+
+def to_jsonable(x: Any) -> Any:
+  """NumPy / JAX scalars and arrays → plain Python (NaN/inf → None)."""
+  if isinstance(x, Mapping):
+    return {str(k): to_jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [to_jsonable(v) for v in x]
+  if isinstance(x, (jax.Array, np.ndarray)):
+    return to_jsonable(np.asarray(x).tolist())
+  if isinstance(x, (np.bool_, bool)):
+    return bool(x)
+  if isinstance(x, (np.integer,)):
+    return int(x)
+  if isinstance(x, (float, np.floating)):
+    x = float(x)
+    return x if math.isfinite(x) else None
+  return x
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+  """Compact human formatting: 3 significant digits, scientific when tiny/huge."""
+  if x is None:
+    return "n/a"
+  if isinstance(x, (bool, np.bool_)):
+    return str(bool(x))
+  if isinstance(x, (int, np.integer)):
+    return str(int(x))
+  if isinstance(x, (float, np.floating, jax.Array, np.ndarray)):
+    x = float(x)
+    if not math.isfinite(x):
+      return str(x)
+    if x != 0 and (abs(x) < 1e-2 or abs(x) >= 1e4):
+      return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}"
+  if isinstance(x, (list, tuple)):
+    return "[" + ", ".join(fmt(v, digits) for v in x) + "]"
+  return str(x)
+
+
+def claim(id: str, experiment: str, claim: str, paper: str, measured: Any,
+          holds: bool | None, rule: str = "") -> dict:
+  """One row of the claims table.
+
+  Args:
+    id: claim id, e.g. ``"C11a"`` (SPEC §5 number plus a letter).
+    experiment: the experiment's ``NAME``.
+    claim: the statement checked, in words.
+    paper: the paper's value or statement; SPEC's calibration numbers are
+      labelled ``[M]`` in this text.
+    measured: what this run measured (a number, list or string; formatted
+      with :func:`fmt` when not a string).
+    holds: whether the claim holds by ``rule``; ``None`` if not checkable.
+    rule: how ``holds`` was decided (shown in the report).
+
+  Returns:
+    A JSON-ready dict with keys id, experiment, claim, paper, measured, holds,
+    rule.
+  """
+  return {
+      "id": str(id),
+      "experiment": str(experiment),
+      "claim": str(claim),
+      "paper": str(paper),
+      "measured": measured if isinstance(measured, str) else fmt(measured),
+      "holds": None if holds is None else bool(holds),
+      "rule": str(rule),
+  }
+
+
+# --------------------------------------------------------------------------
+# Atomic files
+# --------------------------------------------------------------------------
+def _atomic_write(path: str | os.PathLike, write: Callable, mode: str) -> str:
+  path = os.fspath(path)
+  folder = os.path.dirname(path) or "."
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-",
+                             suffix=os.path.splitext(path)[1])
+  try:
+    with os.fdopen(fd, mode) as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+  return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> str:
+  """Writes ``text`` to ``path`` atomically (temp file + ``os.replace``)."""
+  return _atomic_write(path, lambda f: f.write(text), "w")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> str:
+  """Writes ``obj`` as indented JSON, atomically."""
+  return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping]) -> str:
+  """Writes one JSON object per line (e.g. one per step), atomically."""
+  text = "".join(json.dumps(to_jsonable(r)) + "\n" for r in rows)
+  return atomic_write_text(path, text)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+# --------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------
+def subplots(ncols: int = 1, nrows: int = 1, *, width: float = 5.2,
+             height: float = 3.9, **kw):
+  """``plt.subplots`` on the Agg backend with a per-panel size in inches."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
+                           squeeze=False, **kw)
+  return fig, axes.ravel()
+
+
+def plot_curves(ax, curves: Mapping[str, Sequence[float]], *, x=None,
+                title: str = "", xlabel: str = "iteration", ylabel: str = "",
+                logy: bool = True, styles: Mapping[str, Mapping] | None = None):
+  """Line plot of named series (log y by default, for losses).
+
+  Non-positive values are dropped on a log axis (an exact 0 loss is off the
+  chart, not a crash). ``x`` is a shared x array or a ``{label: x}`` map.
+  """
+  styles = styles or {}
+  for label, y in curves.items():
+    y = np.asarray(y, dtype=float)
+    xs = (x.get(label) if isinstance(x, Mapping) else x)
+    xs = np.arange(len(y)) if xs is None else np.asarray(xs)
+    if logy:
+      y = np.where(y > 0, y, np.nan)
+    ax.plot(xs, y, label=label, lw=1.6, **styles.get(label, {}))
+  if logy:
+    ax.set_yscale("log")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  if title:
+    ax.set_title(title)
+  ax.grid(True, which="major", alpha=0.3)
+  if curves:
+    ax.legend(fontsize=8)
+
+
+def plot_nr_st(ax, nr: Mapping[str, Sequence[float]],
+               st: Mapping[str, float] | float | None = None, *, x=None,
+               title: str = "", xlabel: str = "iteration",
+               ylabel: str = "nuclear rank nr(∇L)", logy: bool = False):
+  """Nuclear ranks as solid lines, stable ranks as dashed horizontal lines.
+
+  ``st`` is one value (labelled ``st(A)``) or ``{label: value}``; a
+  ``{label: series}`` value is drawn as a dashed curve instead.
+  """
+  plot_curves(ax, nr, x=x, title=title, xlabel=xlabel, ylabel=ylabel,
+              logy=logy)
+  if st is None:
+    return
+  if not isinstance(st, Mapping):
+    st = {"st(A)": st}
+  for i, (label, val) in enumerate(st.items()):
+    color = "k" if len(st) == 1 else f"C{(i + len(nr)) % 10}"
+    if np.ndim(val) == 0:
+      ax.axhline(float(val), ls="--", color=color, lw=1.4,
+                 label=f"{label} = {float(val):.3g}")
+    else:
+      xs = np.arange(len(val)) if x is None or isinstance(x, Mapping) else x
+      ax.plot(xs, val, ls="--", color=color, lw=1.4, label=label)
+  ax.legend(fontsize=8)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
+  """Saves ``fig`` as PNG atomically and closes it. Returns the path."""
+  import matplotlib.pyplot as plt
+  fig.tight_layout()
+  out = _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi),
+                      "wb")
+  plt.close(fig)
+  return out
+
+
+# --------------------------------------------------------------------------
+# Loops
+# --------------------------------------------------------------------------
+def _scan_chunk(step, carry, length):
+  return jax.lax.scan(lambda c, _: step(c), carry, None, length=length)
+
+
+_scan_chunk_jit = jax.jit(_scan_chunk, static_argnums=(0, 2))
+
+
+def run_steps(step: Callable, carry, num_steps: int, *, desc: str = "",
+              chunk: int = 50, progress: bool = True):
+  """Iterates ``carry, out = step(carry)`` ``num_steps`` times.
+
+  The steps run as a jitted ``lax.scan`` over chunks of ``chunk`` steps, so
+  the loop is compiled once and a tqdm bar advances per chunk. ``step`` must be
+  a pure function; reuse the same function object across calls to reuse its
+  compilation.
+
+  Returns:
+    ``(carry, outs)``, ``outs`` the per-step outputs stacked on a leading axis
+    of length ``num_steps`` (NumPy).
+  """
+  from tqdm.auto import tqdm
+  outs = []
+  done = 0
+  with tqdm(total=num_steps, desc=desc, leave=False,
+            disable=not progress or num_steps < 2 * chunk) as bar:
+    while done < num_steps:
+      n = min(chunk, num_steps - done)
+      carry, out = _scan_chunk_jit(step, carry, n)
+      outs.append(jax.device_get(out))
+      done += n
+      bar.update(n)
+  if not outs:
+    return carry, None
+  return carry, jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+
+
+# --------------------------------------------------------------------------
+# report.md and claims.json
+# --------------------------------------------------------------------------
+def _md_cell(text: str) -> str:
+  return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _holds_cell(holds) -> str:
+  return {True: "**holds**", False: "**does not hold**"}.get(holds,
+                                                            "not checked")
+
+
+def claims_table(claims: Sequence[Mapping]) -> str:
+  """Markdown table: id, claim, paper, measured, holds, rule."""
+  lines = ["| id | claim | paper | measured | holds | rule |",
+           "|---|---|---|---|---|---|"]
+  for c in claims:
+    lines.append("| " + " | ".join(_md_cell(x) for x in (
+        c["id"], c["claim"], c["paper"], c["measured"],
+        _holds_cell(c["holds"]), c.get("rule", ""))) + " |")
+  return "\n".join(lines)
+
+
+def write_report(out_dir: str | os.PathLike, results: Sequence[Mapping], *,
+                 header: str = "") -> tuple[str, str]:
+  """Writes ``out_dir/report.md`` and ``out_dir/claims.json``.
+
+  Args:
+    out_dir: the reproduction folder (figures are under ``figures/``).
+    results: one mapping per experiment, in report order, with keys
+      ``name``, ``title``, ``summary``, ``figures`` (paths relative to
+      ``out_dir``), ``claims``, ``seconds``, ``mode``.
+    header: markdown placed under the title.
+
+  Returns:
+    The two paths written.
+  """
+  out_dir = os.fspath(out_dir)
+  all_claims = [c for r in results for c in r.get("claims", [])]
+  n_hold = sum(c["holds"] is True for c in all_claims)
+  n_fail = sum(c["holds"] is False for c in all_claims)
+  parts = ["# spectral_jax: reproduction report", ""]
+  if header:
+    parts += [header, ""]
+  parts += [
+      f"**{n_hold} of {len(all_claims)} claims hold, {n_fail} do not**"
+      f" ({len(all_claims) - n_hold - n_fail} not checked).",
+      "Each claim's 'paper' column quotes the paper; values tagged [M] are the "
+      "spec's independent NumPy calibration numbers, not the paper's. "
+      "A claim that does not hold is listed as such.",
+      "",
+      "| experiment | mode | wall time | claims holding |",
+      "|---|---|---|---|",
+  ]
+  for r in results:
+    cs = r.get("claims", [])
+    parts.append(f"| [{r['title']}](#{r['name']}) | {r.get('mode', '')} | "
+                 f"{r.get('seconds', 0):.0f} s | "
+                 f"{sum(c['holds'] is True for c in cs)}/{len(cs)} |")
+  parts.append("")
+  for r in results:
+    parts += [f'<a id="{r["name"]}"></a>', "",
+              f"## {r['title']}", "", r.get("summary", "").strip(), ""]
+    for fig in r.get("figures", []):
+      parts += [f"![{os.path.basename(fig)}]({fig})", ""]
+    if r.get("claims"):
+      parts += [claims_table(r["claims"]), ""]
+    parts += [f"Raw per-step series: `{r['name']}/metrics.jsonl`.", ""]
+  report = atomic_write_text(os.path.join(out_dir, "report.md"),
+                             "\n".join(parts))
+  claims_path = atomic_write_json(
+      os.path.join(out_dir, "claims.json"),
+      [{k: c[k] for k in ("id", "experiment", "claim", "paper", "measured",
+                          "holds", "rule")} for c in all_claims])
+  return report, claims_path

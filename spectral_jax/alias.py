@@ -1,0 +1,255 @@
+"""User-facing optimizers, composed from :mod:`spectral_jax.transforms`.
+
+* ``muon``: a drop-in for ``optax.contrib.muon`` (same arguments, same state
+  layout, same updates to float rounding) with exact polar factors, our named
+  Newton–Schulz schedules, a compute dtype and batched equal-shape leaves.
+* ``specgd``: spectral gradient descent on the matrix leaves, any optax
+  transform on the rest.
+
+Both are ``optax.partition``s: matrix leaves get the spectral chain, the others
+AdamW (or ``other``), exactly like optax's own ``muon``.
+
+References:
+  Jordan et al., *Muon*, https://kellerjordan.github.io/posts/muon/.
+  Davis & Drusvyatskiy, arXiv:2512.04299.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import optax
+
+from spectral_jax import labels
+from spectral_jax import transforms
+from spectral_jax.transforms import MuonDimensionNumbers
+
+__all__ = ["muon", "specgd"]
+
+_MASKED = optax.MaskedNode
+
+
+def _check_learning_rate(name: str, value) -> None:
+  if callable(value):
+    return
+  transforms._check_range(name, value, 0.0,
+                          what="a finite number >= 0 or a schedule")
+
+
+def _matrix_partition(dimension_numbers, matrix_label: str, other_label: str):
+  """``(param_labels, dims_fn)`` for optax.partition, optax.contrib's rules.
+
+  ``dimension_numbers=None``: 2-D leaves are matrices. Otherwise a tree of
+  ``MuonDimensionNumbers`` or ``None`` (``None`` may stand for a whole
+  subtree: every leaf below it goes to ``other_label``), or a callable
+  returning one. ``dims_fn`` puts ``MaskedNode`` where the matrix branch sees
+  masked leaves, so its tree matches the masked updates inside the partition.
+  """
+  if dimension_numbers is None:
+    param_labels = lambda params: jax.tree.map(
+        lambda x: matrix_label if x.ndim == 2 else other_label, params)
+    dimension_numbers = MuonDimensionNumbers()
+    resolve = lambda params: dimension_numbers
+  else:
+    resolve = lambda params: (
+        dimension_numbers(params) if callable(dimension_numbers)
+        and not isinstance(dimension_numbers, MuonDimensionNumbers)
+        else dimension_numbers)
+
+    def param_labels(params):
+      dims = resolve(params)
+      labels.check_dimension_numbers(params, dims)
+      # Specs come first: a None / spec may be a prefix of a params subtree.
+      return jax.tree.map(
+          lambda d, sub: jax.tree.map(
+              lambda _: other_label if d is None else matrix_label, sub),
+          dims, params,
+          is_leaf=lambda x: x is None or isinstance(x, MuonDimensionNumbers))
+
+  def dims_fn(params):
+    dims = resolve(params)
+    mask = jax.tree.map(lambda lab: lab == matrix_label, param_labels(params))
+    is_leaf = lambda x: (x is None or isinstance(x, (MuonDimensionNumbers,
+                                                     _MASKED)))
+    return jax.tree.map(
+        lambda d, sub: jax.tree.map(lambda m: d if m else _MASKED(), sub),
+        dims, mask, is_leaf=is_leaf)
+
+  return param_labels, dims_fn
+
+
+def muon(
+    learning_rate: optax.ScalarOrSchedule,
+    ns_coeffs: Any = transforms._DEFAULT_NS_COEFFS,
+    ns_steps: int = 5,
+    beta: float = 0.95,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    weight_decay_mask: Any | Callable[[optax.Params], Any] | None = None,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
+    adaptive: bool = False,
+    preconditioning: str = "frobenius",
+    adam_b1: float = 0.9,
+    adam_b2: float = 0.999,
+    adam_eps_root: float = 0.0,
+    adam_weight_decay: float = 0.0,
+    adam_learning_rate: optax.ScalarOrSchedule | None = None,
+    muon_weight_dimension_numbers: Any = None,
+    consistent_rms: float | None = None,
+    polar_method: str = "newton_schulz",
+    compute_dtype: Any = None,
+    group_equal_shapes: bool = True,
+) -> optax.GradientTransformation:
+  r"""Muon: momentum orthogonalised by Newton–Schulz (or an exact polar).
+
+  A drop-in for ``optax.contrib.muon`` (optax 0.2.8): every argument has the
+  same meaning, the state has the same layout, and the updates agree to float
+  rounding. Matrix leaves take
+
+  .. math::
+    W \leftarrow W - \eta\,(s \cdot \operatorname{polar}(\hat m_t) + \lambda W)
+
+  with ``m̂`` optax's bias-corrected (Nesterov) momentum and ``s`` the shape
+  scaling (``√max(1, fan_out/fan_in)``, or ``ρ√max(fan_in, fan_out)`` with
+  ``consistent_rms=ρ``); the other leaves take AdamW.
+
+  Args:
+    learning_rate: step size or schedule.
+    ns_coeffs: ``(a, b, c)``, a ``(k, 3)`` table, optax's ``'standard'`` /
+      ``'dion'``, or ``'jordan'`` / ``'polar_express'`` / ``'cubic'`` (see
+      :func:`spectral_jax.scale_by_muon`).
+    ns_steps: Newton–Schulz iterations.
+    beta: momentum decay in [0, 1).
+    eps: normaliser epsilon (Newton–Schulz and Adam).
+    weight_decay: decoupled weight decay of the matrix leaves (times lr).
+    weight_decay_mask: tree / callable of booleans for ``weight_decay``.
+    mu_dtype: momentum dtype (both branches).
+    nesterov: Nesterov momentum (both branches).
+    adaptive: scale by the dual norm ``⟨m̂, polar(m̂)⟩`` (arXiv:2409.20325).
+    preconditioning: ``'frobenius'``, ``'spectral'``, ``'aol'``
+      (arXiv:2512.04632), ``'schatten'`` (arXiv:2506.10935).
+    adam_b1, adam_b2, adam_eps_root, adam_weight_decay: AdamW branch.
+    adam_learning_rate: AdamW step size; ``None``: ``learning_rate``.
+    muon_weight_dimension_numbers: ``None`` (2-D leaves are matrices), a tree
+      of ``MuonDimensionNumbers`` / ``None`` (``None``, also for a whole
+      subtree, means AdamW), or a callable ``params -> such a tree``.
+    consistent_rms: ``None`` or ``ρ`` (arXiv:2502.16982).
+    polar_method: ``'newton_schulz'`` (default) or exact ``'svd'``,
+      ``'eigh'``, ``'qdwh'``.
+    compute_dtype: dtype of the orthogonalisation (e.g. ``jnp.bfloat16``).
+    group_equal_shapes: one batched orthogonalisation per matrix shape.
+
+  Returns:
+    An ``optax.GradientTransformation`` (an ``optax.partition`` with labels
+    ``'muon'`` and ``'adam'``).
+
+  Raises:
+    ValueError: at build time, for an unknown ``preconditioning``,
+      ``polar_method`` or ``ns_coeffs`` name, ``ns_steps < 1``, ``beta``
+      outside [0, 1) or a negative learning rate.
+  """
+  _check_learning_rate("learning_rate", learning_rate)
+  if adam_learning_rate is None:
+    adam_learning_rate = learning_rate
+  _check_learning_rate("adam_learning_rate", adam_learning_rate)
+  param_labels, dims_fn = _matrix_partition(muon_weight_dimension_numbers,
+                                            "muon", "adam")
+  return optax.partition(
+      transforms={
+          "muon": optax.chain(
+              transforms.scale_by_muon(
+                  ns_coeffs=ns_coeffs,
+                  ns_steps=ns_steps,
+                  beta=beta,
+                  eps=eps,
+                  mu_dtype=mu_dtype,
+                  nesterov=nesterov,
+                  adaptive=adaptive,
+                  preconditioning=preconditioning,
+                  weight_dimension_numbers=dims_fn,
+                  polar_method=polar_method,
+                  compute_dtype=compute_dtype,
+                  group_equal_shapes=group_equal_shapes,
+              ),
+              transforms.scale_by_shape(
+                  weight_dimension_numbers=dims_fn,
+                  consistent_rms=consistent_rms,
+              ),
+              optax.add_decayed_weights(weight_decay, weight_decay_mask),
+              optax.scale_by_learning_rate(learning_rate),
+          ),
+          "adam": optax.adamw(
+              learning_rate=adam_learning_rate,
+              b1=adam_b1,
+              b2=adam_b2,
+              eps=eps,
+              eps_root=adam_eps_root,
+              weight_decay=adam_weight_decay,
+              mu_dtype=mu_dtype,
+              nesterov=nesterov,
+          ),
+      },
+      param_labels=param_labels,
+  )
+
+
+def specgd(
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    method: str = "svd",
+    lipschitz: float | None = None,
+    other: optax.GradientTransformation | None = None,
+    weight_dimension_numbers: Any = None,
+    weight_decay: float = 0.0,
+    weight_decay_mask: Any | Callable[[optax.Params], Any] | None = None,
+    ns_coeffs: Any = "jordan",
+    ns_steps: int = 5,
+    eps: float | None = None,
+    compute_dtype: Any = None,
+) -> optax.GradientTransformation:
+  r"""Spectral gradient descent on matrix leaves, ``other`` on the rest.
+
+  .. math::
+    W \leftarrow W - \eta\left(\frac{\|G\|_*}{L}\operatorname{polar}(G)
+    + \lambda W\right)
+
+  the exact steepest-descent step for the operator-norm upper model (Carlson
+  et al. 2015; Davis & Drusvyatskiy, arXiv:2512.04299, §1.2). No momentum.
+
+  Args:
+    learning_rate: ``η`` (float or schedule).
+    method: polar method, ``'svd'`` (default), ``'eigh'``, ``'qdwh'`` or
+      ``'newton_schulz'``.
+    lipschitz: ``L > 0`` or ``None`` (= 1).
+    other: optax transform for the non-matrix leaves; default
+      ``optax.adamw(learning_rate)``.
+    weight_dimension_numbers: as ``muon``'s ``muon_weight_dimension_numbers``.
+    weight_decay, weight_decay_mask: decoupled decay of the matrix leaves.
+    ns_coeffs, ns_steps, eps, compute_dtype: see
+      :func:`spectral_jax.scale_by_polar`.
+
+  Returns:
+    An ``optax.partition`` with labels ``'specgd'`` and ``'other'``.
+  """
+  _check_learning_rate("learning_rate", learning_rate)
+  if other is None:
+    other = optax.adamw(learning_rate)
+  param_labels, dims_fn = _matrix_partition(weight_dimension_numbers,
+                                            "specgd", "other")
+  return optax.partition(
+      transforms={
+          "specgd": optax.chain(
+              transforms.scale_by_specgd(
+                  method, lipschitz, ns_coeffs=ns_coeffs, ns_steps=ns_steps,
+                  eps=eps, weight_dimension_numbers=dims_fn,
+                  compute_dtype=compute_dtype),
+              optax.add_decayed_weights(weight_decay, weight_decay_mask),
+              optax.scale_by_learning_rate(learning_rate),
+          ),
+          "other": other,
+      },
+      param_labels=param_labels,
+  )

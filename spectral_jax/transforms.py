@@ -1,0 +1,756 @@
+"""Optax building blocks for spectral updates.
+
+Each function returns an ``optax.GradientTransformation`` that acts on the
+*matrix* leaves of an update tree. A leaf is read as a matrix through a
+``MuonDimensionNumbers`` spec (optax's own class, re-exported): the reduction
+axes become ``fan_in``, the output axes ``fan_out`` and every other axis a batch
+axis, so a leaf is reshaped to ``(batch, fan_in, fan_out)`` and every slice is
+orthogonalised on its own.
+
+Leaves whose reshaped shapes (and dtypes) are equal are concatenated along the
+batch axis and orthogonalised in ONE batched call, then split back: the maths
+is per matrix, so the result is the per-leaf result, but a model with 24 equal
+attention projections costs one kernel launch instead of 24.
+
+Contents:
+  * ``scale_by_polar``: ``G ↦ polar(G)`` (exact or Newton–Schulz).
+  * ``scale_by_specgd``: ``G ↦ (‖G‖_* / L) polar(G)`` (Carlson et al. 2015).
+  * ``scale_by_muon``: momentum, then Newton–Schulz (``optax.contrib``'s
+    semantics), plus exact polar methods, our named schedules, a compute
+    dtype and the grouping above.
+  * ``scale_by_shape``: optax's width / consistent-RMS scaling.
+  * ``orthogonalize_via_newton_schulz``: optax's function, same semantics.
+
+References:
+  Jordan et al., *Muon*, https://kellerjordan.github.io/posts/muon/.
+  Carlson, Cevher & Carin, *Stochastic spectral descent for RBMs*, AISTATS 2015.
+  Davis & Drusvyatskiy, arXiv:2512.04299.
+  Bernstein & Newhouse, *Old optimizer, new norm*, arXiv:2409.20325.
+  Liu et al., *Muon is scalable for LLM training*, arXiv:2502.16982.
+  Boissin et al., *Turbo-Muon* (AOL preconditioning), arXiv:2512.04632.
+  Grishina et al., *Chebyshev-type Newton–Schulz*, arXiv:2506.10935.
+  Amsel et al., *The Polar Express*, arXiv:2505.16932.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from optax.contrib import MuonDimensionNumbers
+
+from spectral_jax import linalg
+
+__all__ = [
+    "MUON_POLAR_METHODS",
+    "MuonDimensionNumbers",
+    "MuonState",
+    "PRECONDITIONINGS",
+    "compute_muon_reshape",
+    "orthogonalize_via_newton_schulz",
+    "scale_by_muon",
+    "scale_by_polar",
+    "scale_by_shape",
+    "scale_by_specgd",
+]
+
+ReshapeFn = Callable[[jax.Array], jax.Array]
+WeightDimNumOrFn = Any  # MuonDimensionNumbers | tree of them | Callable | None
+
+PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
+MUON_POLAR_METHODS = ("newton_schulz", "svd", "eigh", "qdwh")
+EXACT_POLAR_METHODS = ("svd", "eigh", "qdwh")
+# optax.contrib.muon's presets keep optax's ns_steps semantics: a single row
+# repeats ns_steps times, a (k, 3) table runs its k rows and needs k <= ns_steps.
+_DEFAULT_NS_COEFFS = (3.4445, -4.7750, 2.0315)
+_OPTAX_PRESETS = {
+    "standard": _DEFAULT_NS_COEFFS,
+    "dion": linalg.SCHEDULES["dion"].coeffs,
+}
+# First-step rescalings floor their denominators at optax's default eps, not
+# at the user's eps (optax passes no eps to them either).
+_FIRST_STEP_EPS = 1e-8
+
+_is_dim_nums = lambda x: isinstance(x, MuonDimensionNumbers)
+
+
+# --------------------------------------------------------------------------
+# Argument checks (build time). Traced values (inject_hyperparams) pass.
+# --------------------------------------------------------------------------
+def _concrete(value) -> float | None:
+  """``float(value)`` for a concrete real scalar, ``None`` if traced/array."""
+  if callable(value) or value is None:
+    return None
+  try:
+    return float(value)
+  except (TypeError, jax.errors.ConcretizationTypeError):
+    return None
+
+
+def _check_choice(name: str, value, allowed: Sequence[str]) -> None:
+  if not isinstance(value, str) or value not in allowed:
+    raise ValueError(f"{name}={value!r} is not allowed; allowed: "
+                     f"{tuple(allowed)}.")
+
+
+def _check_range(name: str, value, lo=None, hi=None, *, lo_open=False,
+                 hi_open=False, what="") -> None:
+  v = _concrete(value)
+  if v is None:
+    return
+  bad = (not math.isfinite(v)
+         or (lo is not None and (v <= lo if lo_open else v < lo))
+         or (hi is not None and (v >= hi if hi_open else v > hi)))
+  if bad:
+    raise ValueError(f"{name}={value!r} is not allowed; {name} must be {what}.")
+
+
+def _check_ns_steps(ns_steps) -> int:
+  if isinstance(ns_steps, bool):
+    raise ValueError(f"ns_steps={ns_steps!r} is not allowed; ns_steps must be "
+                     "a static int >= 1.")
+  try:
+    steps = int(ns_steps)
+  except (TypeError, jax.errors.ConcretizationTypeError):
+    raise ValueError(
+        f"ns_steps={ns_steps!r} is not allowed; ns_steps must be a static int "
+        ">= 1 (with optax.inject_hyperparams pass static_args='ns_steps')."
+    ) from None
+  if steps != ns_steps or steps < 1:
+    raise ValueError(f"ns_steps={ns_steps!r} is not allowed; ns_steps must be "
+                     "an int >= 1.")
+  return steps
+
+
+def _check_compute_dtype(compute_dtype, method: str):
+  if compute_dtype is None:
+    return None
+  dtype = jnp.dtype(compute_dtype)
+  if not jnp.issubdtype(dtype, jnp.inexact):
+    raise ValueError(f"compute_dtype={compute_dtype!r} is not allowed; use a "
+                     "floating or complex dtype or None.")
+  if method in EXACT_POLAR_METHODS and dtype.itemsize < 4 and not (
+      jnp.issubdtype(dtype, jnp.complexfloating)):
+    raise ValueError(
+        f"compute_dtype={compute_dtype!r} is not allowed with method="
+        f"{method!r}: exact polar factors need float32 or wider.")
+  return dtype
+
+
+class _NSPlan(NamedTuple):
+  """A resolved Newton–Schulz schedule: static rows and the normaliser."""
+  schedule: linalg.Schedule  # rows = the coefficients of every step, in order.
+  state_coeffs: Any  # what MuonState.ns_coeffs holds (optax's layout).
+
+
+def _ns_plan(ns_coeffs, ns_steps) -> _NSPlan:
+  """Resolve ``ns_coeffs`` / ``ns_steps`` with optax's semantics.
+
+  optax: a row ``(a, b, c)`` repeats ``ns_steps`` times; a ``(k, 3)`` table
+  (``'dion'`` included) runs its ``k`` rows and needs ``k <= ns_steps``. Our
+  names (``'jordan'``, ``'polar_express'``, ``'cubic'``) and ``Schedule``s run
+  ``ns_steps`` steps, repeating their last row (``linalg.schedule_coeffs``).
+  """
+  steps = _check_ns_steps(ns_steps)
+  if isinstance(ns_coeffs, str) and ns_coeffs in _OPTAX_PRESETS:
+    ns_coeffs = _OPTAX_PRESETS[ns_coeffs]
+  if isinstance(ns_coeffs, (str, linalg.Schedule)):
+    try:
+      sched = linalg.resolve_schedule(ns_coeffs)
+    except ValueError:
+      allowed = sorted(set(linalg.SCHEDULES) | set(_OPTAX_PRESETS)
+                       | {"polar-express", "muon", "quintic"})
+      raise ValueError(
+          f"ns_coeffs={ns_coeffs!r} is not a known Newton–Schulz schedule; "
+          f"allowed names: {allowed}, a Schedule, or coefficients of shape "
+          "(3,) or (k, 3).") from None
+    rows = linalg.schedule_coeffs(sched, steps)
+    return _NSPlan(linalg.Schedule(sched.name, tuple(map(tuple, rows)),
+                                   sched.safety), jnp.asarray(rows))
+  try:
+    arr = np.asarray(ns_coeffs, dtype=np.float64)
+  except (TypeError, jax.errors.TracerArrayConversionError):
+    raise ValueError(f"ns_coeffs={ns_coeffs!r} must be concrete (a name or "
+                     "numbers), not traced.") from None
+  if arr.ndim not in (1, 2) or arr.shape[-1] != 3 or arr.size == 0:
+    raise ValueError(f"ns_coeffs must have shape (3,) or (k, 3), got shape "
+                     f"{arr.shape}.")
+  if not np.all(np.isfinite(arr)):
+    raise ValueError(f"ns_coeffs must be finite, got {arr.tolist()}.")
+  if arr.ndim == 1:
+    rows = np.tile(arr, (steps, 1))
+    state = jnp.asarray(ns_coeffs)
+  else:
+    if arr.shape[0] > steps:
+      raise ValueError(
+          f"ns_coeffs has {arr.shape[0]} rows but ns_steps={steps}: optax runs "
+          "every row of a (k, 3) table and needs k <= ns_steps.")
+    rows = arr
+    state = jnp.asarray(ns_coeffs)[-steps:]
+  return _NSPlan(linalg.Schedule("custom", tuple(map(tuple, rows))), state)
+
+
+# --------------------------------------------------------------------------
+# Reading a leaf as a stack of matrices.
+# --------------------------------------------------------------------------
+def _path_str(path) -> str:
+  return jax.tree_util.keystr(path) if path else "<root>"
+
+
+def normalize_dimension_numbers(
+    shape: Sequence[int], dim_nums: MuonDimensionNumbers | None, path=""
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+  """``(batch_axes, reduction_axes, output_axes)``, non-negative and checked.
+
+  ``dim_nums=None`` means a 2-D matrix ``(fan_in, fan_out)``.
+
+  Raises:
+    ValueError: naming ``path`` when the spec does not fit ``shape``.
+  """
+  ndim = len(shape)
+  where = f" at {path}" if path else ""
+  if dim_nums is None:
+    if ndim != 2:
+      raise ValueError(
+          f"leaf{where} has shape {tuple(shape)}: without MuonDimensionNumbers "
+          "a matrix leaf must be 2-D.")
+    dim_nums = MuonDimensionNumbers()
+  if not _is_dim_nums(dim_nums):
+    raise ValueError(f"expected MuonDimensionNumbers or None{where}, got "
+                     f"{dim_nums!r}.")
+  if ndim < 2:
+    raise ValueError(f"leaf{where} has shape {tuple(shape)}: a matrix leaf "
+                     "needs rank >= 2.")
+
+  def norm(axes, name):
+    axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
+    for ax in axes:
+      if not -ndim <= ax < ndim:
+        raise ValueError(
+            f"{name}={axes}{where} is out of range for shape {tuple(shape)}.")
+    out = tuple(int(ax) % ndim for ax in axes)
+    if not out or len(set(out)) != len(out):
+      raise ValueError(f"{name}={axes}{where} must be non-empty and distinct "
+                       f"(shape {tuple(shape)}).")
+    return out
+
+  red = norm(dim_nums.reduction_axis, "reduction_axis")
+  out = norm(dim_nums.output_axis, "output_axis")
+  if set(red) & set(out):
+    raise ValueError(f"reduction axes {red} and output axes {out}{where} must "
+                     f"be disjoint (shape {tuple(shape)}).")
+  batch = tuple(ax for ax in range(ndim) if ax not in red and ax not in out)
+  return batch, red, out
+
+
+def matrix_shape(shape: Sequence[int], dim_nums: MuonDimensionNumbers | None,
+                 path="") -> tuple[int, int, int]:
+  """``(batch, fan_in, fan_out)`` of a leaf read through ``dim_nums``."""
+  batch, red, out = normalize_dimension_numbers(shape, dim_nums, path)
+  size = lambda axes: math.prod(shape[ax] for ax in axes)
+  return size(batch), size(red), size(out)
+
+
+def compute_muon_reshape(
+    x: jax.Array, dim_nums: MuonDimensionNumbers | None, path=""
+) -> tuple[ReshapeFn, ReshapeFn]:
+  """``(reshape_fn, inverse_fn)`` between ``x`` and ``(batch, fan_in, fan_out)``.
+
+  Same contract as optax's private ``_compute_muon_reshape``: batch axes come
+  first (in their original order), then the reduction axes, then the output
+  axes, each group flattened in the order the spec lists it.
+  """
+  shape = tuple(x.shape)
+  batch, red, out = normalize_dimension_numbers(shape, dim_nums, path)
+  perm = batch + red + out
+  inv_perm = tuple(int(i) for i in np.argsort(perm))
+  flat = matrix_shape(shape, dim_nums, path)
+  permuted = tuple(shape[ax] for ax in perm)
+  reshape_fn = lambda y: jnp.transpose(y, perm).reshape(flat)
+  inverse_fn = lambda y: jnp.transpose(y.reshape(permuted), inv_perm)
+  return reshape_fn, inverse_fn
+
+
+def _resolve_dim_nums(weight_dimension_numbers, updates):
+  if callable(weight_dimension_numbers) and not _is_dim_nums(
+      weight_dimension_numbers):
+    # Only shapes matter, and params may not be passed to update.
+    return weight_dimension_numbers(updates)
+  return weight_dimension_numbers
+
+
+def _leaf_dim_nums(updates, dim_nums):
+  """Per-leaf specs: ``dim_nums`` read at every leaf position of ``updates``.
+
+  ``None`` (whole tree) means "every leaf is 2-D"; a single
+  ``MuonDimensionNumbers`` applies to every leaf.
+  """
+  paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(updates)
+  paths = [p for p, _ in paths_leaves]
+  leaves = [x for _, x in paths_leaves]
+  if dim_nums is None or _is_dim_nums(dim_nums):
+    return paths, leaves, treedef, [dim_nums] * len(leaves)
+  try:
+    dims = treedef.flatten_up_to(dim_nums)
+  except (ValueError, TypeError) as err:
+    raise ValueError(
+        "weight_dimension_numbers does not match the structure of the "
+        f"updates: {err}") from None
+  return paths, leaves, treedef, dims
+
+
+def _map_matrices(fn, updates, dim_nums, *, group: bool = True):
+  """Apply ``fn: (B, m, n) -> (B, m, n)`` to every leaf read as matrices.
+
+  Leaves with equal ``(fan_in, fan_out)`` and dtype go through ``fn`` in one
+  call, concatenated along the batch axis; ``fn`` must act per slice.
+  """
+  paths, leaves, treedef, dims = _leaf_dim_nums(updates, dim_nums)
+  flat, inverses = [], []
+  for path, x, d in zip(paths, leaves, dims):
+    reshape_fn, inverse_fn = compute_muon_reshape(x, d, _path_str(path))
+    flat.append(reshape_fn(x))
+    inverses.append(inverse_fn)
+  out = [None] * len(flat)
+  groups: dict[Any, list[int]] = {}
+  for i, y in enumerate(flat):
+    key = (y.shape[1:], y.dtype) if group else i
+    groups.setdefault(key, []).append(i)
+  for idx in groups.values():
+    if len(idx) == 1:
+      out[idx[0]] = fn(flat[idx[0]])
+      continue
+    sizes = [flat[i].shape[0] for i in idx]
+    res = fn(jnp.concatenate([flat[i] for i in idx], axis=0))
+    for i, piece in zip(idx, jnp.split(res, np.cumsum(sizes)[:-1], axis=0)):
+      out[i] = piece
+  return treedef.unflatten([inv(y) for inv, y in zip(inverses, out)])
+
+
+# --------------------------------------------------------------------------
+# Newton–Schulz with optax's preconditionings.
+# --------------------------------------------------------------------------
+def _mT(x):
+  return jnp.swapaxes(x, -1, -2)
+
+
+def _mH(x):
+  return jnp.conj(_mT(x)) if jnp.iscomplexobj(x) else _mT(x)
+
+
+def _ns_step(x, a, b, c, gram=None):
+  # X ← a X + (b A + c A²) X with A = X Xᴴ: the odd quintic on every σ.
+  gram = x @ _mH(x) if gram is None else gram
+  return a * x + (b * gram + c * (gram @ gram)) @ x
+
+
+def _aol_first_step(x, a, b, c):
+  # AOL (Boissin et al.): scale row i by (Σ_j |A_ij|)^{-1/2}, a cheap bound
+  # that puts every σ ≤ 1, reusing A for the first quintic step.
+  gram = x @ _mH(x)
+  s = jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.abs(gram), axis=-1),
+                                _FIRST_STEP_EPS))[..., None]
+  return _ns_step(x * s, a, b, c, gram * s * _mT(s))
+
+
+def _schatten_first_step(x, a, b, c):
+  # Schatten-4 normalisation: ‖X‖_S4² = ‖X Xᴴ‖_F ≥ σ_1², from the Gram matrix
+  # the first step needs anyway. (optax 0.2.8 writes X Xᵀ here, without the
+  # conjugate; for complex X that is not a function of the singular values,
+  # so we use X Xᴴ. Real inputs are unaffected.)
+  gram = x @ _mH(x)
+  fro = jnp.sqrt(jnp.sum(jnp.abs(gram) ** 2, axis=(-2, -1), keepdims=True))
+  s = jax.lax.rsqrt(jnp.maximum(fro, _FIRST_STEP_EPS)).astype(x.real.dtype)
+  return _ns_step(x * s, a, b, c, gram * s * s)
+
+
+def _ns_preconditioned(x, rows, preconditioning, eps, safety=1.0,
+                       compute_dtype=None):
+  """Newton–Schulz on ``(..., m, n)`` with optax's preconditionings.
+
+  ``rows`` is a ``(steps, 3)`` table: a tuple of float tuples (static) or a
+  jax array (traced coefficients).
+  """
+  out_dtype = x.dtype
+  dtype = x.dtype if compute_dtype is None else compute_dtype
+  x = x.astype(dtype)
+  tall = x.shape[-2] > x.shape[-1]
+  if tall:
+    x = _mT(x)
+  if preconditioning in ("frobenius", "spectral"):
+    wide = x.astype(jnp.promote_types(dtype, jnp.float32))
+    if preconditioning == "frobenius":
+      norm = jnp.sqrt(jnp.sum(jnp.abs(wide) ** 2, axis=(-2, -1),
+                              keepdims=True))
+    else:
+      norm = linalg.singular_values(wide)[..., :1, None]
+    den = norm * safety + eps
+    ok = den > 0  # eps = 0 and G = 0: return 0, not NaN.
+    x = jnp.where(ok, wide / jnp.where(ok, den, 1), 0).astype(dtype)
+  if isinstance(rows, (jax.Array, np.ndarray)) and not isinstance(
+      rows, np.ndarray):
+    rows = rows.astype(dtype)
+    steps = [tuple(rows[i, j] for j in range(3)) for i in range(rows.shape[0])]
+  else:
+    steps = [tuple(float(v) for v in r) for r in rows]
+  for i, (a, b, c) in enumerate(steps):
+    if i == 0 and preconditioning == "aol":
+      x = _aol_first_step(x, a, b, c)
+    elif i == 0 and preconditioning == "schatten":
+      x = _schatten_first_step(x, a, b, c)
+    else:
+      x = _ns_step(x, a, b, c)
+  if tall:
+    x = _mT(x)
+  return x.astype(out_dtype)
+
+
+def _newton_schulz(x, sched: linalg.Schedule, eps, compute_dtype):
+  """X₀ = G / (s‖G‖_F + eps), then ``sched``'s rows: ``linalg.newton_schulz``.
+
+  Complex inputs take the local loop: linalg.newton_schulz (as of this
+  writing) casts the input to the real dtype of its norm, dropping the
+  imaginary part.
+  """
+  if jnp.iscomplexobj(x):
+    return _ns_preconditioned(x, sched.coeffs, "frobenius",
+                              0.0 if eps is None else eps, sched.safety,
+                              compute_dtype)
+  return linalg.newton_schulz(x, len(sched.coeffs), sched, eps=eps,
+                              compute_dtype=compute_dtype)
+
+
+def _orthogonalizer(plan: _NSPlan | None, *, polar_method="newton_schulz",
+                    preconditioning="frobenius", eps=1e-8, compute_dtype=None):
+  """A function ``(B, m, n) -> (B, m, n)`` computing polar factors per slice."""
+  if polar_method in EXACT_POLAR_METHODS:
+    def exact(x):
+      if compute_dtype is None:
+        return linalg.polar(x, polar_method)
+      return linalg.polar(x.astype(compute_dtype), polar_method).astype(x.dtype)
+    return exact
+  sched = plan.schedule
+  if preconditioning == "frobenius":
+    return lambda x: _newton_schulz(x, sched, eps, compute_dtype)
+  return lambda x: _ns_preconditioned(x, sched.coeffs, preconditioning, eps,
+                                      sched.safety, compute_dtype)
+
+
+def orthogonalize_via_newton_schulz(
+    x: jax.Array,
+    ns_coeffs,
+    ns_steps: int = 5,
+    preconditioning: str = "frobenius",
+    eps: float = 1e-8,
+    dimension_numbers: MuonDimensionNumbers | None = None,
+) -> jax.Array:
+  r"""Orthogonalise ``x`` by Newton–Schulz, as ``optax.contrib`` does.
+
+  .. math::
+    X_0 = G / (\|G\|_F + \epsilon), \qquad
+    X_{i+1} = a_i X_i + (b_i A_i + c_i A_i^2) X_i,\quad A_i = X_i X_i^H
+
+  (``'spectral'`` divides by ``σ_1 + ε`` instead; ``'aol'`` and ``'schatten'``
+  rescale inside the first step.) Each ``(fan_in, fan_out)`` slice of the
+  reshaped ``x`` is handled on its own.
+
+  Args:
+    x: a 2-D array, or any array with ``dimension_numbers``.
+    ns_coeffs: ``(3,)`` coefficients repeated ``ns_steps`` times, or a
+      ``(k, 3)`` table run row by row (``k <= ns_steps`` is not required
+      here, as in optax). May be a traced array.
+    ns_steps: iterations for a ``(3,)`` row; ignored for a table.
+    preconditioning: ``'frobenius'``, ``'spectral'``, ``'aol'``,
+      ``'schatten'``.
+    eps: added to the Frobenius / spectral normaliser.
+    dimension_numbers: how to read ``x`` as ``(batch, fan_in, fan_out)``.
+
+  Returns:
+    Array of ``x``'s shape and dtype.
+  """
+  _check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
+  if x.ndim != 2 and not _is_dim_nums(dimension_numbers):
+    raise ValueError(
+        "Input must have shape (m, n) or dimension_numbers must be given; got "
+        f"shape={x.shape} and dimension_numbers={dimension_numbers!r}.")
+  if x.ndim == 2:
+    dimension_numbers = MuonDimensionNumbers()
+  coeffs = jnp.asarray(ns_coeffs)
+  if coeffs.ndim > 2 or coeffs.shape[-1] != 3:
+    raise ValueError("ns_coeffs must have shape (3,) or (k, 3), got "
+                     f"{coeffs.shape}.")
+  try:
+    rows = np.asarray(ns_coeffs, dtype=np.float64)
+  except (TypeError, jax.errors.TracerArrayConversionError):
+    rows = None  # Traced coefficients: keep them as a jax array.
+  if rows is not None:
+    rows = rows[None] if rows.ndim == 1 else rows
+    if coeffs.ndim == 1:
+      rows = np.tile(rows, (_check_ns_steps(ns_steps), 1))
+    plan = _NSPlan(linalg.Schedule("custom", tuple(map(tuple, rows))), coeffs)
+    fn = _orthogonalizer(plan, preconditioning=preconditioning, eps=eps)
+  else:
+    table = coeffs if coeffs.ndim == 2 else jnp.tile(
+        coeffs[None], (_check_ns_steps(ns_steps), 1))
+    fn = lambda y: _ns_preconditioned(y, table, preconditioning, eps)
+  reshape_fn, inverse_fn = compute_muon_reshape(x, dimension_numbers)
+  return inverse_fn(fn(reshape_fn(x)))
+
+
+# --------------------------------------------------------------------------
+# Transforms
+# --------------------------------------------------------------------------
+def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
+  """Checked arguments -> a function ``(B, m, n) -> polar per slice``."""
+  _check_choice("method", method, linalg.POLAR_METHODS)
+  _check_ns_steps(ns_steps)
+  cdtype = _check_compute_dtype(compute_dtype, method)
+  if method != "newton_schulz":
+    return _orthogonalizer(None, polar_method=method, compute_dtype=cdtype)
+  try:
+    sched = linalg.resolve_schedule(ns_coeffs)
+  except ValueError as err:
+    raise ValueError(f"ns_coeffs: {err}") from None
+  rows = linalg.schedule_coeffs(sched, ns_steps)
+  sched = linalg.Schedule(sched.name, tuple(map(tuple, rows)), sched.safety)
+  return lambda x: _newton_schulz(x, sched, eps, cdtype)
+
+
+def scale_by_polar(
+    method: str = "svd",
+    *,
+    ns_coeffs="jordan",
+    ns_steps: int = 5,
+    eps: float | None = None,
+    weight_dimension_numbers: WeightDimNumOrFn | None = None,
+    compute_dtype=None,
+) -> optax.GradientTransformation:
+  r"""Replace every matrix update by its polar factor.
+
+  .. math::
+    G = U \Sigma V^H \;\mapsto\; \operatorname{polar}(G) = U V^H
+
+  per ``(fan_in, fan_out)`` slice (zero singular values dropped; ``0 ↦ 0``).
+
+  Args:
+    method: ``'svd'``, ``'eigh'``, ``'qdwh'`` (exact) or ``'newton_schulz'``.
+    ns_coeffs: schedule for ``'newton_schulz'``: a name in
+      ``linalg.SCHEDULES`` (``'jordan'``, ``'polar_express'``, ``'cubic'``,
+      ``'dion'``) or a ``(3,)`` / ``(k, 3)`` array (``linalg`` semantics:
+      ``ns_steps`` steps, the last row repeating).
+    ns_steps: Newton–Schulz iterations.
+    eps: added to the Newton–Schulz normaliser; ``None`` adds nothing.
+    weight_dimension_numbers: ``MuonDimensionNumbers`` tree (or callable on
+      the updates) saying how to read each leaf; ``None``: all leaves 2-D.
+    compute_dtype: dtype of the computation (result cast back).
+
+  Returns:
+    A stateless ``optax.GradientTransformation``.
+  """
+  fn = _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype)
+
+  def update_fn(updates, state, params=None):
+    del params
+    dims = _resolve_dim_nums(weight_dimension_numbers, updates)
+    return _map_matrices(fn, updates, dims), state
+
+  return optax.GradientTransformation(optax.init_empty_state, update_fn)
+
+
+def scale_by_specgd(
+    method: str = "svd",
+    lipschitz: float | None = None,
+    *,
+    ns_coeffs="jordan",
+    ns_steps: int = 5,
+    eps: float | None = None,
+    weight_dimension_numbers: WeightDimNumOrFn | None = None,
+    compute_dtype=None,
+) -> optax.GradientTransformation:
+  r"""Spectral gradient descent direction (Carlson et al. 2015).
+
+  .. math::
+    G \mapsto \frac{\|G\|_*}{L}\,\operatorname{polar}(G), \qquad
+    \|G\|_* = \operatorname{Re}\langle G, \operatorname{polar}(G)\rangle
+
+  per ``(fan_in, fan_out)`` slice: the minimiser of the operator-norm upper
+  model ``⟨G, U⟩ + (L/2)‖U‖_op²`` (Davis & Drusvyatskiy, arXiv:2512.04299,
+  §1.2). The nuclear norm is read off the polar factor, so no second SVD is
+  taken; with ``'newton_schulz'`` both are approximate. Follow with
+  ``optax.scale_by_learning_rate`` for the step ``W ← W − lr·(...)``.
+
+  Args:
+    method: polar method (see :func:`scale_by_polar`).
+    lipschitz: ``L > 0`` (e.g. ``L_op = ‖A‖_F²/n``); ``None`` means 1.
+    ns_coeffs, ns_steps, eps, weight_dimension_numbers, compute_dtype: as in
+      :func:`scale_by_polar`.
+
+  Returns:
+    A stateless ``optax.GradientTransformation``.
+  """
+  _check_range("lipschitz", lipschitz, 0.0, lo_open=True,
+               what="a finite number > 0, or None (= 1)")
+  polar_fn = _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype)
+  inv_l = 1.0 if lipschitz is None else 1.0 / lipschitz
+
+  def fn(g):
+    p = polar_fn(g)
+    nuclear = jnp.real(jnp.sum(jnp.conj(g) * p, axis=(-2, -1), keepdims=True))
+    return (nuclear * inv_l).astype(p.real.dtype) * p
+
+  def update_fn(updates, state, params=None):
+    del params
+    dims = _resolve_dim_nums(weight_dimension_numbers, updates)
+    return _map_matrices(fn, updates, dims), state
+
+  return optax.GradientTransformation(optax.init_empty_state, update_fn)
+
+
+# optax's own class (count, mu, ns_coeffs): states of the two libraries have
+# identical tree structures, so checkpoints and code indexing
+# ``state[0]['muon'][0][0][1]`` carry over.
+MuonState = optax.contrib.MuonState
+
+
+def scale_by_muon(
+    ns_coeffs=_DEFAULT_NS_COEFFS,
+    ns_steps: int = 5,
+    beta: float = 0.95,
+    eps: float = 1e-8,
+    mu_dtype=None,
+    *,
+    nesterov: bool = True,
+    adaptive: bool = False,
+    preconditioning: str = "frobenius",
+    weight_dimension_numbers: WeightDimNumOrFn | None = None,
+    polar_method: str = "newton_schulz",
+    compute_dtype=None,
+    group_equal_shapes: bool = True,
+) -> optax.GradientTransformation:
+  r"""Muon's direction: momentum, then an (approximate) polar factor.
+
+  .. math::
+    m_t = \beta m_{t-1} + (1-\beta) g_t,\qquad
+    \hat m_t = \beta\,\frac{m_t}{1-\beta^{t+1}}
+             + (1-\beta)\,\frac{g_t}{1-\beta^{t}}\ \text{(Nesterov)},\qquad
+    u_t = \operatorname{polar}(\hat m_t)
+
+  with optax's bias correction; without Nesterov ``m̂ = m_t/(1-β^t)``.
+  ``adaptive`` multiplies by ``⟨m̂, u⟩`` (the dual norm, summed over the whole
+  leaf as optax does). Given optax's arguments it returns
+  ``optax.contrib.scale_by_muon``'s updates to float rounding, with one
+  deliberate difference: complex inputs with ``preconditioning='schatten'``
+  use ``X Xᴴ`` where optax 0.2.8 uses ``X Xᵀ``.
+
+  Args:
+    ns_coeffs: a row ``(a, b, c)`` (repeated ``ns_steps`` times), a ``(k, 3)``
+      table (its rows, ``k <= ns_steps``), optax's presets ``'standard'`` /
+      ``'dion'`` (same rules), or our schedules ``'jordan'``,
+      ``'polar_express'`` (with its 1.01 safety normalisation), ``'cubic'``
+      (``ns_steps`` steps, the last row repeating).
+    ns_steps: Newton–Schulz iterations (static int >= 1).
+    beta: momentum decay in [0, 1).
+    eps: added to the normaliser of the first iterate.
+    mu_dtype: dtype of the momentum (e.g. ``jnp.bfloat16``).
+    nesterov: Nesterov momentum.
+    adaptive: scale by the dual norm ``⟨m̂, u⟩`` (arXiv:2409.20325).
+    preconditioning: ``'frobenius'``, ``'spectral'``, ``'aol'``,
+      ``'schatten'`` (Newton–Schulz only).
+    weight_dimension_numbers: tree of ``MuonDimensionNumbers`` (or callable on
+      the updates); ``None``: every leaf is 2-D.
+    polar_method: ``'newton_schulz'`` or an exact ``'svd'`` / ``'eigh'`` /
+      ``'qdwh'`` (``ns_*`` and ``preconditioning`` then unused).
+    compute_dtype: dtype of the orthogonalisation (e.g. ``jnp.bfloat16``);
+      momentum stays in ``mu_dtype``.
+    group_equal_shapes: orthogonalise leaves of equal matrix shape in one
+      batched call (same result; fewer, larger kernels).
+
+  Returns:
+    An ``optax.GradientTransformation`` with state :class:`MuonState`.
+  """
+  _check_choice("polar_method", polar_method, MUON_POLAR_METHODS)
+  _check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
+  if polar_method != "newton_schulz" and preconditioning != "frobenius":
+    raise ValueError(
+        f"preconditioning={preconditioning!r} applies to polar_method="
+        f"'newton_schulz' only, got polar_method={polar_method!r}.")
+  _check_range("beta", beta, 0.0, 1.0, hi_open=True, what="in [0, 1)")
+  _check_range("eps", eps, 0.0, what="a finite number >= 0")
+  cdtype = _check_compute_dtype(compute_dtype, polar_method)
+  plan = _ns_plan(ns_coeffs, ns_steps)
+  mu_dtype = (None if mu_dtype is None
+              else jax.dtypes.canonicalize_dtype(mu_dtype))
+  orthogonalize = _orthogonalizer(
+      plan, polar_method=polar_method, preconditioning=preconditioning,
+      eps=eps, compute_dtype=cdtype)
+
+  def init_fn(params):
+    return MuonState(
+        count=jnp.zeros([], jnp.int32),
+        mu=optax.tree.zeros_like(params, dtype=mu_dtype),
+        ns_coeffs=plan.state_coeffs,
+    )
+
+  def update_fn(updates, state, params=None):
+    del params
+    dims = _resolve_dim_nums(weight_dimension_numbers, updates)
+    mu = optax.tree.update_moment(updates, state.mu, beta, 1)
+    count_inc = optax.safe_increment(state.count)
+    if nesterov:
+      mu_hat = jax.tree.map(
+          lambda m, g: beta * m + (1 - beta) * g,
+          optax.tree.bias_correction(
+              mu, beta, optax.safe_increment(count_inc)),
+          optax.tree.bias_correction(updates, beta, count_inc),
+      )
+    else:
+      mu_hat = optax.tree.bias_correction(mu, beta, count_inc)
+    new = _map_matrices(orthogonalize, mu_hat, dims, group=group_equal_shapes)
+    if adaptive:
+      new = jax.tree.map(lambda m, u: jnp.sum(jnp.conj(m) * u) * u, mu_hat, new)
+    return new, MuonState(count=count_inc, mu=optax.tree.cast(mu, mu_dtype),
+                          ns_coeffs=state.ns_coeffs)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def scale_by_shape(
+    weight_dimension_numbers: WeightDimNumOrFn | None = None,
+    consistent_rms: float | None = None,
+) -> optax.GradientTransformation:
+  r"""Scale each matrix update by a factor of its shape (optax's semantics).
+
+  .. math::
+    u \mapsto \sqrt{\max(1, \text{fan\_out}/\text{fan\_in})}\; u
+    \quad\text{or, with consistent\_rms}=\rho,\quad
+    u \mapsto \rho\sqrt{\max(\text{fan\_in}, \text{fan\_out})}\; u
+
+  Args:
+    weight_dimension_numbers: as in :func:`scale_by_muon`.
+    consistent_rms: ``None`` (width scaling, KellerJordan/Muon) or ``ρ >= 0``
+      (arXiv:2502.16982 recommends 0.2 to match AdamW's update RMS).
+
+  Returns:
+    A stateless ``optax.GradientTransformation``.
+  """
+  _check_range("consistent_rms", consistent_rms, 0.0,
+               what="a finite number >= 0, or None")
+
+  def scale(x, d, path):
+    _, fan_in, fan_out = matrix_shape(x.shape, d, _path_str(path))
+    if consistent_rms is None:
+      return jnp.sqrt(jnp.maximum(1, fan_out / fan_in)) * x
+    return jnp.sqrt(jnp.maximum(fan_in, fan_out)) * consistent_rms * x
+
+  def update_fn(updates, state, params=None):
+    del params
+    dims = _resolve_dim_nums(weight_dimension_numbers, updates)
+    paths, leaves, treedef, leaf_dims = _leaf_dim_nums(updates, dims)
+    return treedef.unflatten(
+        [scale(x, d, p) for p, x, d in zip(paths, leaves, leaf_dims)]), state
+
+  return optax.GradientTransformation(optax.init_empty_state, update_fn)

@@ -1,0 +1,471 @@
+"""Tests for spectral_jax.linalg against NumPy float64 references.
+
+Tolerances: the exact polar methods in float32 agree with the float64 SVD
+polar factor to ~1e-6 relative (Frobenius) on well-conditioned Gaussian
+inputs; we assert 1e-5 (a few ×eps32·√n headroom). bfloat16 inputs carry an
+input rounding of ~4e-3 per entry, so their polar factors are compared at
+3e-2. ``eigh`` squares the condition number, so it is only checked in float64
+or on well-conditioned inputs (it runs in float64 here: conftest enables x64).
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spectral_jax import linalg
+
+
+@pytest.fixture
+def rng(request):
+  # Local copy of conftest's fixture: conftest's sets an attribute that
+  # numpy's Generator does not allow (reported to the lead). Fresh seed each
+  # run, printed on failure by conftest's report hook.
+  seed = int.from_bytes(os.urandom(4), "little")
+  request.node.user_properties.append(("seed", seed))
+  return np.random.default_rng(seed)
+
+EXACT = ("svd", "qdwh", "eigh", "auto")
+
+
+def ref_polar(g, rtol=1e-10):
+  """U Vᴴ from NumPy's float64 SVD, dropping σ ≤ rtol·σ_1."""
+  g = np.asarray(g)
+  g = g.astype(np.complex128 if np.iscomplexobj(g) else np.float64)
+  u, s, vh = np.linalg.svd(g, full_matrices=False)
+  keep = s > rtol * s[..., :1]
+  return (u * keep[..., None, :]) @ vh
+
+
+def rel_err(a, b):
+  a = np.asarray(a, np.complex128)
+  b = np.asarray(b, np.complex128)
+  return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
+
+
+def gaussian(rng, shape, dtype=np.float32):
+  return rng.standard_normal(shape).astype(dtype)
+
+
+# ---------------------------------------------------------------- polar ---
+@pytest.mark.parametrize("method", EXACT)
+@pytest.mark.parametrize("shape", [(24, 40), (40, 24), (32, 32), (3, 2, 12, 20)])
+def test_exact_polar_matches_numpy(rng, method, shape):
+  g = gaussian(rng, shape)
+  if shape[-1] == shape[-2]:
+    # A square Gaussian can be arbitrarily ill-conditioned; shift it so the
+    # tolerance below is about the method, not about κ.
+    g = g + np.float32(3 * np.sqrt(shape[-1])) * np.eye(shape[-1],
+                                                        dtype=np.float32)
+  out = linalg.polar(jnp.asarray(g), method)
+  assert out.dtype == jnp.float32 and out.shape == g.shape
+  assert rel_err(out, ref_polar(g)) <= 1e-5
+
+
+@pytest.mark.parametrize("method", EXACT)
+def test_polar_is_jittable(rng, method):
+  g = gaussian(rng, (2, 10, 16))
+  out = jax.jit(lambda a: linalg.polar(a, method))(jnp.asarray(g))
+  assert rel_err(out, ref_polar(g)) <= 1e-5
+
+
+@pytest.mark.parametrize("method", ["svd", "eigh"])
+@pytest.mark.parametrize("shape", [(20, 30), (30, 20)])
+def test_rank_deficient_gives_partial_isometry(rng, method, shape):
+  m, n = shape
+  r = 5
+  g = (rng.standard_normal((m, r)) @ rng.standard_normal((r, n))).astype(
+      np.float32)
+  out = np.asarray(linalg.polar(jnp.asarray(g), method), np.float64)
+  ref = ref_polar(g.astype(np.float64), rtol=1e-6)
+  assert rel_err(out, ref) <= 1e-5
+  # A partial isometry of rank r: singular values r ones, the rest zeros.
+  s = np.linalg.svd(out, compute_uv=False)
+  np.testing.assert_allclose(s[:r], 1, atol=1e-5)
+  np.testing.assert_allclose(s[r:], 0, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", EXACT + ("newton_schulz",))
+def test_polar_of_zero_is_zero(method):
+  out = linalg.polar(jnp.zeros((2, 6, 9), jnp.float32), method)
+  assert np.all(np.isfinite(out)) and not np.any(out)
+
+
+@pytest.mark.parametrize("method", EXACT)
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_polar_scale_extremes_fp32(rng, method, scale):
+  g = gaussian(rng, (16, 28))
+  out = linalg.polar(jnp.asarray(g * np.float32(scale)), method)
+  assert np.all(np.isfinite(out))
+  assert rel_err(out, ref_polar(g)) <= 1e-5
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_newton_schulz_scale_extremes_fp32(rng, scale):
+  g = gaussian(rng, (16, 28))
+  ref = linalg.newton_schulz(jnp.asarray(g))
+  out = linalg.newton_schulz(jnp.asarray(g * np.float32(scale)))
+  assert rel_err(out, ref) <= 1e-5
+
+
+@pytest.mark.parametrize("method", EXACT)
+def test_polar_bf16(rng, method):
+  g = gaussian(rng, (24, 40))
+  gb = jnp.asarray(g, jnp.bfloat16)
+  out = linalg.polar(gb, method)
+  assert out.dtype == jnp.bfloat16
+  # Input rounding (2^-9 relative) times a modest κ, plus bf16 output.
+  assert rel_err(np.asarray(out, np.float64), ref_polar(g)) <= 3e-2
+
+
+@pytest.mark.parametrize("method", EXACT)
+def test_polar_complex64(rng, method):
+  g = (rng.standard_normal((12, 20)) + 1j * rng.standard_normal((12, 20)))
+  g = g.astype(np.complex64)
+  out = linalg.polar(jnp.asarray(g), method)
+  assert out.dtype == jnp.complex64
+  assert rel_err(out, ref_polar(g)) <= 1e-5
+
+
+def test_eigh_float64_agrees_with_svd_to_1e10(rng):
+  # SPEC §5 A.2: the authors' (GGᵀ)^{-1/2}G route and the SVD agree in fp64.
+  g = rng.standard_normal((30, 50))
+  a = linalg.polar(jnp.asarray(g), "eigh")
+  b = linalg.polar(jnp.asarray(g), "svd")
+  assert a.dtype == jnp.float64
+  assert rel_err(a, b) <= 1e-10
+  assert rel_err(a, ref_polar(g)) <= 1e-10
+
+
+def test_auto_is_exact(rng):
+  g = gaussian(rng, (3, 20, 64))
+  assert rel_err(linalg.polar(jnp.asarray(g), "auto"), ref_polar(g)) <= 1e-5
+
+
+# --------------------------------------------------------- Newton–Schulz ---
+def _ns_band(coeffs, steps, lo, safety=1.0, n=20001):
+  """Image of [lo, 1/safety] under the composed scalar polynomials."""
+  x = np.concatenate([np.geomspace(lo, 1.0, n), np.linspace(lo, 1.0, n)])
+  x = x / safety
+  for a, b, c in linalg.schedule_coeffs(coeffs, steps):
+    x = a * x + b * x**3 + c * x**5
+  return x.min(), x.max()
+
+
+@pytest.mark.parametrize("gram_form", [False, True])
+def test_jordan_singular_values_in_promised_band(rng, gram_form):
+  m, n = 40, 96
+  g = rng.standard_normal((m, n)) * np.logspace(0, -1.5, m)[:, None]
+  g = g.astype(np.float32)
+  s_in = np.linalg.svd(g.astype(np.float64), compute_uv=False)
+  lo = s_in[-1] / np.linalg.norm(g.astype(np.float64))
+  band_lo, band_hi = _ns_band("jordan", 5, lo)
+  out = linalg.newton_schulz(jnp.asarray(g), 5, "jordan", gram_form=gram_form)
+  s_out = np.linalg.svd(np.asarray(out, np.float64), compute_uv=False)
+  # fp32 rounding in 5 steps moves σ by far less than 1e-3.
+  assert s_out.max() <= band_hi + 1e-3 and s_out.min() >= band_lo - 1e-3
+  assert band_hi < 1.25  # SPEC §5 A.2: NS5 outputs are ≤ ~1.21.
+
+
+def test_newton_schulz_preserves_singular_vectors(rng):
+  m, n = 30, 50
+  u, _ = np.linalg.qr(rng.standard_normal((m, m)))
+  v, _ = np.linalg.qr(rng.standard_normal((n, m)))
+  s = np.linspace(1.0, 0.2, m)  # Distinct, so the vectors are defined.
+  g = (u * s) @ v.T
+  out = np.asarray(linalg.newton_schulz(jnp.asarray(g), 5, "jordan"))
+  # Uᵀ out V must be diagonal, with diag = p(σ / ‖G‖_F) (scalar polynomial).
+  core = u.T @ out @ v
+  expect = s / np.linalg.norm(g)
+  for a, b, c in linalg.schedule_coeffs("jordan", 5):
+    expect = a * expect + b * expect**3 + c * expect**5
+  np.testing.assert_allclose(core, np.diag(expect), atol=1e-10)
+
+
+def test_polar_express_beats_jordan_at_equal_steps(rng):
+  g = gaussian(rng, (256, 512))
+  ref = ref_polar(g)
+  for steps in (5,):
+    e_pe = rel_err(linalg.newton_schulz(jnp.asarray(g), steps,
+                                        "polar_express"), ref)
+    e_j = rel_err(linalg.newton_schulz(jnp.asarray(g), steps, "jordan"), ref)
+    assert e_pe < e_j, (steps, e_pe, e_j)
+
+
+def test_cubic_converges_with_many_steps(rng):
+  g = gaussian(rng, (20, 30))
+  # Gaussian 20×30: κ ≈ (√30+√20)/(√30−√20) ≈ 10, σ_min/‖G‖_F ≈ 0.04, so
+  # ~7 linear steps then quadratic convergence: 60 steps is ample.
+  out = linalg.newton_schulz(jnp.asarray(g.astype(np.float64)), 60, "cubic")
+  assert rel_err(out, ref_polar(g)) <= 1e-8
+
+
+def test_custom_array_schedule(rng):
+  g = gaussian(rng, (12, 20)).astype(np.float64)
+  rows = np.array([[3.0, -3.2, 1.2], [2.0, -1.5, 0.5], [1.5, -0.5, 0.0]])
+  out = np.asarray(linalg.newton_schulz(jnp.asarray(g), coeffs=rows))
+  x = g / np.linalg.norm(g)
+  for a, b, c in rows:
+    aa = x @ x.T
+    x = a * x + (b * aa + c * aa @ aa) @ x
+  np.testing.assert_allclose(out, x, rtol=1e-10, atol=1e-12)
+  assert linalg.schedule_coeffs(rows).shape == (3, 3)
+  assert linalg.schedule_coeffs(rows, 5).shape == (5, 3)
+
+
+@pytest.mark.parametrize("gram_form", [False, True])
+@pytest.mark.parametrize("coeffs", ["jordan", "polar_express", "dion"])
+def test_newton_schulz_batched_equals_per_slice(rng, coeffs, gram_form):
+  g = gaussian(rng, (3, 2, 10, 24))
+  out = np.asarray(linalg.newton_schulz(jnp.asarray(g), coeffs=coeffs,
+                                        gram_form=gram_form))
+  for i in range(3):
+    for j in range(2):
+      one = linalg.newton_schulz(jnp.asarray(g[i, j]), coeffs=coeffs,
+                                 gram_form=gram_form)
+      np.testing.assert_allclose(out[i, j], one, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["frobenius", "schatten8"])
+@pytest.mark.parametrize("coeffs", ["jordan", "polar_express", "cubic"])
+def test_gram_form_equals_direct_form(rng, coeffs, norm):
+  # Same iteration, reordered: agreement to fp32 rounding (× the growth of
+  # Q_k on small directions), far below the method's own error (≥ 1e-2).
+  g = gaussian(rng, (32, 128))
+  a = linalg.newton_schulz(jnp.asarray(g), 5, coeffs, norm=norm,
+                           gram_form=False)
+  b = linalg.newton_schulz(jnp.asarray(g), 5, coeffs, norm=norm,
+                           gram_form=True)
+  assert rel_err(b, a) <= 1e-4
+  # And it is no less accurate against the exact polar factor.
+  ref = ref_polar(g)
+  assert rel_err(b, ref) <= rel_err(a, ref) + 1e-4
+
+
+def test_newton_schulz_tall_is_transpose_of_wide(rng):
+  g = gaussian(rng, (40, 16))
+  a = linalg.newton_schulz(jnp.asarray(g))
+  b = linalg.newton_schulz(jnp.asarray(g.T))
+  np.testing.assert_allclose(a, np.asarray(b).T, rtol=1e-6, atol=1e-6)
+
+
+def test_schatten8_bound_is_tighter_and_valid(rng):
+  # ‖G‖_{S8} = ‖(GGᵀ)²‖_F^{1/4} lies between σ_1 and ‖G‖_F.
+  g = rng.standard_normal((30, 70))
+  s = np.linalg.svd(g, compute_uv=False)
+  s8 = np.linalg.norm((g @ g.T) @ (g @ g.T)) ** 0.25
+  assert s[0] <= s8 * (1 + 1e-12) and s8 <= np.linalg.norm(g)
+  # With it, the cubic converges in fewer steps than with Frobenius (at 8
+  # steps, before both reach the float64 floor: typically 1e-11 vs 5e-3).
+  ref = ref_polar(g)
+  e8 = rel_err(linalg.newton_schulz(jnp.asarray(g), 8, "cubic",
+                                    norm="schatten8"), ref)
+  ef = rel_err(linalg.newton_schulz(jnp.asarray(g), 8, "cubic"), ref)
+  assert e8 < 0.1 * ef
+
+
+def test_newton_schulz_bf16_compute(rng):
+  g = gaussian(rng, (24, 64))
+  a = linalg.newton_schulz(jnp.asarray(g), 5, "polar_express")
+  b = linalg.newton_schulz(jnp.asarray(g), 5, "polar_express",
+                           compute_dtype=jnp.bfloat16)
+  assert b.dtype == jnp.float32
+  assert rel_err(b, a) <= 5e-2
+  c = linalg.newton_schulz(jnp.asarray(g, jnp.bfloat16), 5, "polar_express")
+  assert c.dtype == jnp.bfloat16
+  assert rel_err(np.asarray(c, np.float64), a) <= 5e-2
+
+
+# ------------------------------------------------------ spectral summaries ---
+def _np_sv(g):
+  return np.linalg.svd(np.asarray(g, np.float64), compute_uv=False)
+
+
+def test_nuclear_norm_and_ranks_match_numpy(rng):
+  g = rng.standard_normal((4, 15, 25))
+  s = _np_sv(g)
+  np.testing.assert_allclose(linalg.nuclear_norm(jnp.asarray(g)),
+                             s.sum(-1), rtol=1e-10)
+  np.testing.assert_allclose(linalg.nuclear_rank(jnp.asarray(g)),
+                             s.sum(-1)**2 / (s**2).sum(-1), rtol=1e-10)
+  np.testing.assert_allclose(linalg.stable_rank(jnp.asarray(g)),
+                             (s**2).sum(-1) / s[:, 0]**2, rtol=1e-10)
+
+
+def test_rank_bounds_and_rank_one(rng):
+  r = 4
+  g = rng.standard_normal((20, r)) @ rng.standard_normal((r, 30))
+  for fn in (linalg.nuclear_rank, linalg.stable_rank):
+    v = float(fn(jnp.asarray(g)))
+    assert 1 - 1e-9 <= v <= r + 1e-9
+  one = np.outer(rng.standard_normal(12), rng.standard_normal(7))
+  for fn in (linalg.nuclear_rank, linalg.stable_rank):
+    np.testing.assert_allclose(fn(jnp.asarray(one)), 1.0, rtol=1e-8)
+  # st ≤ nr always (SPEC §1).
+  assert linalg.stable_rank(jnp.asarray(g)) <= linalg.nuclear_rank(
+      jnp.asarray(g)) + 1e-9
+
+
+@pytest.mark.parametrize("fn", [linalg.nuclear_rank, linalg.stable_rank,
+                                linalg.nuclear_norm])
+def test_ranks_of_zero_are_zero(fn):
+  v = fn(jnp.zeros((2, 5, 8), jnp.float32))
+  assert np.all(np.isfinite(v)) and not np.any(v)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_ranks_scale_invariant_fp32(rng, scale):
+  g = gaussian(rng, (16, 24))
+  s = _np_sv(g)
+  for fn, ref in ((linalg.stable_rank, (s**2).sum() / s[0]**2),
+                  (linalg.nuclear_rank, s.sum()**2 / (s**2).sum())):
+    np.testing.assert_allclose(fn(jnp.asarray(g * np.float32(scale))), ref,
+                               rtol=1e-5)
+
+
+def test_gaussian_nuclear_rank_near_quarter_circle(rng):
+  # SPEC §5 A.1: nr ≈ (8/(3π))²·100 ≈ 72 for a Gaussian 100×100 (averaged
+  # value 71.9). One draw fluctuates by about ±1; the band is wide.
+  g = rng.standard_normal((100, 100))
+  nr = float(linalg.nuclear_rank(jnp.asarray(g)))
+  assert abs(nr - (8 / (3 * np.pi))**2 * 100) < 4
+
+
+def test_bf16_ranks(rng):
+  g = gaussian(rng, (16, 24))
+  s = _np_sv(g)
+  np.testing.assert_allclose(
+      linalg.stable_rank(jnp.asarray(g, jnp.bfloat16)),
+      (s**2).sum() / s[0]**2, rtol=3e-2)
+
+
+@pytest.mark.parametrize("power", [1, 2])
+def test_spectral_entropy_matches_numpy(rng, power):
+  g = rng.standard_normal((3, 10, 18))
+  p = _np_sv(g) ** power
+  p = p / p.sum(-1, keepdims=True)
+  h = -(p * np.log(p)).sum(-1)
+  np.testing.assert_allclose(
+      linalg.spectral_entropy(jnp.asarray(g), power, normalized=False), h,
+      rtol=1e-10)
+  np.testing.assert_allclose(
+      linalg.spectral_entropy(jnp.asarray(g), power), h / np.log(10),
+      rtol=1e-10)
+  z = linalg.spectral_entropy(jnp.zeros((4, 6)), power)
+  assert np.isfinite(z) and z == 0
+
+
+def test_gram_chunked_equals_unchunked(rng):
+  a = rng.standard_normal((2, 8, 103))
+  ref = np.einsum("bik,bjk->bij", a, a)
+  for chunk in (None, 1, 10, 103, 500):
+    np.testing.assert_allclose(linalg.gram(jnp.asarray(a), chunk), ref,
+                               rtol=1e-10, atol=1e-10)
+  c = a[0] + 1j * a[1]
+  np.testing.assert_allclose(linalg.gram(jnp.asarray(c), 7), c @ c.conj().T,
+                             rtol=1e-10, atol=1e-10)
+
+
+def test_stable_rank_from_gram(rng):
+  a = rng.standard_normal((3, 9, 40))
+  g = linalg.gram(jnp.asarray(a), 16)
+  np.testing.assert_allclose(linalg.stable_rank_from_gram(g),
+                             linalg.stable_rank(jnp.asarray(a)), rtol=1e-10)
+  assert float(linalg.stable_rank_from_gram(jnp.zeros((5, 5)))) == 0
+
+
+# ----------------------------------------------------------- bad input ---
+@pytest.mark.parametrize("fn", [
+    lambda x: linalg.polar(x), linalg.newton_schulz, linalg.nuclear_rank,
+    linalg.stable_rank, linalg.singular_values, linalg.spectral_entropy])
+def test_bad_x_raises_naming_x(fn):
+  with pytest.raises(ValueError, match=r"\bx\b.*ndim"):
+    fn(jnp.ones((5,), jnp.float32))
+  with pytest.raises(ValueError, match=r"x\.dtype"):
+    fn(jnp.ones((3, 4), jnp.int32))
+
+
+def test_bad_arguments_raise_naming_them():
+  x = jnp.ones((3, 4), jnp.float32)
+  with pytest.raises(ValueError, match="method='nope'"):
+    linalg.polar(x, "nope")
+  with pytest.raises(ValueError, match="coeffs='nope'"):
+    linalg.newton_schulz(x, coeffs="nope")
+  with pytest.raises(ValueError, match="coeffs must have shape"):
+    linalg.newton_schulz(x, coeffs=np.ones((2, 4)))
+  for bad in (0, -1, True, 2.0):
+    with pytest.raises(ValueError, match="steps"):
+      linalg.newton_schulz(x, steps=bad)
+  with pytest.raises(ValueError, match="norm="):
+    linalg.newton_schulz(x, norm="spectral")
+  with pytest.raises(ValueError, match="power"):
+    linalg.spectral_entropy(x, power=True)
+  with pytest.raises(ValueError, match=r"\ba\b.*ndim"):
+    linalg.gram(jnp.ones((5,), jnp.float32))
+  with pytest.raises(ValueError, match=r"\bg\b.*ndim"):
+    linalg.stable_rank_from_gram(jnp.ones((5,), jnp.float32))
+  with pytest.raises(ValueError, match="chunk_size"):
+    linalg.gram(x, chunk_size=0)
+  with pytest.raises(ValueError, match="newton_schulz' only"):
+    linalg.polar(x, "svd", steps=3)
+
+
+# ------------------------------------------------ perf regression guard ---
+def _sub_jaxprs(values):
+  for v in values:
+    if isinstance(v, (list, tuple)):
+      yield from _sub_jaxprs(v)
+    elif hasattr(v, "eqns"):
+      yield v.jaxpr if hasattr(v, "jaxpr") else v
+
+
+def _dot_flops(fn, *args):
+  """(number of dot_general ops, their real FLOPs) in fn's jaxpr."""
+  jaxpr = jax.make_jaxpr(fn)(*args)
+  count, flops = 0, 0
+
+  def visit(jx):
+    nonlocal count, flops
+    for eqn in jx.eqns:
+      if eqn.primitive.name == "dot_general":
+        (lc, rc), (lb, _) = eqn.params["dimension_numbers"]
+        lhs, rhs = (v.aval.shape for v in eqn.invars)
+        k = int(np.prod([lhs[i] for i in lc]))
+        out = int(np.prod(eqn.outvars[0].aval.shape))
+        count += 1
+        flops += 2 * out * k
+      for sub in _sub_jaxprs(eqn.params.values()):
+        visit(sub)
+
+  visit(jaxpr.jaxpr)
+  return count, flops
+
+
+@pytest.mark.parametrize("shape,gram_form,steps,n_dots", [
+    ((64, 256), False, 5, 15),   # 3 per quintic step.
+    ((64, 256), True, 5, 19),    # 2 + (4·5 − 3).
+    ((256, 64), True, 5, 19),    # Tall: transposed, same count.
+    ((2, 48, 48), False, 5, 15),
+])
+def test_newton_schulz_dot_count_and_flops(shape, gram_form, steps, n_dots):
+  x = jnp.ones(shape, jnp.float32)
+  count, flops = _dot_flops(
+      lambda a: linalg.newton_schulz(a, steps, "polar_express",
+                                     gram_form=gram_form), x)
+  assert count == n_dots
+  assert flops == linalg.newton_schulz_flops(shape, steps,
+                                             gram_form=gram_form,
+                                             coeffs="polar_express")
+
+
+def test_auto_form_uses_fewer_flops_for_wide(rng):
+  # Guard: the default picks the Gram form for 256×1024 and it is cheaper.
+  del rng
+  shape = (256, 1024)
+  x = jnp.ones(shape, jnp.float32)
+  _, auto = _dot_flops(lambda a: linalg.newton_schulz(a, 5), x)
+  _, direct = _dot_flops(lambda a: linalg.newton_schulz(a, 5,
+                                                        gram_form=False), x)
+  assert auto <= 0.6 * direct

@@ -1,0 +1,156 @@
+"""optax's own Muon test suite, run against spectral_jax.
+
+The INSTALLED ``optax/contrib/_muon_test.py`` is read at test time (never
+copied into this repo), its ``from optax.contrib import _muon`` is pointed at a
+shim exposing our ``muon``, ``MuonDimensionNumbers``,
+``orthogonalize_via_newton_schulz`` and ``_compute_muon_reshape``, and it runs
+with unittest in a subprocess without x64 (upstream's default float32 config;
+this session enables x64 in conftest). Every upstream test is one pytest test
+here, so a failure names the upstream test and shows its traceback.
+
+Run by hand: ``python tests/test_optax_muon_suite.py`` (prints the summary).
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import types
+import unittest
+
+import pytest
+
+_IMPORT_LINE = "from optax.contrib import _muon\n"
+
+
+def _upstream_path() -> pathlib.Path:
+  import optax.contrib  # pylint: disable=g-import-not-at-top
+  return pathlib.Path(optax.contrib.__file__).parent / "_muon_test.py"
+
+
+def _shim() -> types.ModuleType:
+  import spectral_jax  # pylint: disable=g-import-not-at-top
+  from spectral_jax import transforms  # pylint: disable=g-import-not-at-top
+  shim = types.ModuleType("spectral_jax_muon_shim")
+  shim.muon = spectral_jax.muon
+  shim.MuonDimensionNumbers = spectral_jax.MuonDimensionNumbers
+  shim.orthogonalize_via_newton_schulz = (
+      spectral_jax.orthogonalize_via_newton_schulz)
+  shim._compute_muon_reshape = transforms.compute_muon_reshape  # pylint: disable=protected-access
+  return shim
+
+
+def _load_upstream() -> types.ModuleType:
+  """The upstream test module, with ``_muon`` bound to our shim."""
+  source = _upstream_path().read_text()
+  if source.count(_IMPORT_LINE) != 1:
+    raise RuntimeError(f"{_upstream_path()} no longer imports _muon as "
+                       f"{_IMPORT_LINE!r}; update the shim.")
+  module = types.ModuleType("optax_muon_test_on_spectral_jax")
+  module.__file__ = str(_upstream_path())
+  sys.modules["spectral_jax_muon_shim"] = _shim()
+  code = compile(source.replace(_IMPORT_LINE,
+                                "import spectral_jax_muon_shim as _muon\n"),
+                 str(_upstream_path()), "exec")
+  exec(code, module.__dict__)  # pylint: disable=exec-used
+  return module
+
+
+def _iter_tests(suite):
+  for item in suite:
+    if isinstance(item, unittest.TestSuite):
+      yield from _iter_tests(item)
+    else:
+      yield item
+
+
+def _run(out_path: str) -> int:
+  """Run the upstream suite; write ``{test_id: [status, text]}`` as JSON."""
+  module = _load_upstream()
+  suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+  # unittest drops tests from the suite as they finish: list ids first.
+  report = {t.id(): ["pass", ""] for t in _iter_tests(suite)}
+  result = unittest.TestResult()
+  suite.run(result)
+  for status, items in (("fail", result.failures), ("error", result.errors),
+                        ("skip", result.skipped)):
+    for test, text in items:
+      key = test.id()
+      # A failing subTest reports as a _SubTest; file it under its test.
+      parent = getattr(test, "test_case", None)
+      if parent is not None:
+        key = parent.id()
+        text = f"[subtest {test.id()}]\n{text}"
+      prev = report.get(key, ["pass", ""])
+      report[key] = [status if prev[0] == "pass" else prev[0],
+                     (prev[1] + "\n" + text).strip()]
+  tmp = out_path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(report, f)
+  os.replace(tmp, out_path)
+  return 0 if result.wasSuccessful() else 1
+
+
+def _upstream_test_ids() -> list[str]:
+  # Collected from the upstream file's names only (no jax work at import).
+  import ast  # pylint: disable=g-import-not-at-top
+  tree = ast.parse(_upstream_path().read_text())
+  names = []
+  for node in ast.walk(tree):
+    if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+      names.append(node.name)
+  return names
+
+
+@pytest.fixture(scope="module")
+def upstream_report():
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "report.json")
+    env = dict(os.environ, JAX_ENABLE_X64="0", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, __file__, out], env=env,
+                          capture_output=True, text=True, timeout=900,
+                          check=False)
+    if not os.path.exists(out):
+      pytest.fail("the upstream suite did not run:\n" + proc.stdout[-4000:]
+                  + proc.stderr[-4000:])
+    with open(out) as f:
+      return json.load(f)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _upstream_test_ids())
+def test_upstream(upstream_report, name):
+  """Every parameterisation of upstream ``test_<name>`` passes on our muon."""
+  ran = {k: v for k, v in upstream_report.items()
+         if k.split(".")[-1] == name or k.split(".")[-1].startswith(name + "_")
+         or k.split(".")[-1].startswith(name + "(")}
+  assert ran, f"upstream test {name} did not run; ran: {sorted(upstream_report)}"
+  bad = {k: v for k, v in ran.items() if v[0] in ("fail", "error")}
+  if bad:
+    pytest.fail("\n\n".join(f"{k}: {v[0].upper()}\n{v[1]}"
+                            for k, v in sorted(bad.items())), pytrace=False)
+
+
+def test_shim_exposes_what_upstream_uses():
+  """Fast check (default suite): every ``_muon.X`` upstream uses exists."""
+  import re  # pylint: disable=g-import-not-at-top
+  used = set(re.findall(r"_muon\.(\w+)", _upstream_path().read_text()))
+  shim = _shim()
+  missing = sorted(n for n in used if not hasattr(shim, n))
+  assert not missing, f"shim lacks {missing}"
+  assert used >= {"muon", "MuonDimensionNumbers"}
+
+
+if __name__ == "__main__":
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+  if len(sys.argv) > 1:
+    sys.exit(_run(sys.argv[1]))
+  with tempfile.TemporaryDirectory() as _tmp:
+    _out = os.path.join(_tmp, "r.json")
+    _rc = _run(_out)
+    with open(_out) as _f:
+      for _k, (_s, _t) in sorted(json.load(_f).items()):
+        print(f"{_s:5s} {_k}" + (f"\n{_t}" if _s in ("fail", "error") else ""))
+    sys.exit(_rc)
