@@ -58,9 +58,10 @@ class Config:
   window: int = 50            # divergence is judged on the first steps.
   blowup: float = 10.0        # loss > blowup · initial loss = diverged.
   milestones: tuple[float, ...] = (0.8, 0.9, 0.95)
-  cnn_channels: tuple[int, ...] = (32, 64)
-  hidden: int = 128
+  cnn_channels: tuple[int, ...] = (16, 32)
+  hidden: int = 64
   power_iters: int = 20
+  layer_curvature: bool = False  # per-layer λ_max too (one compile each).
   data: str | None = None     # None: digits; else a CIFAR-10 pickle folder.
   eval_size: int = 2000       # test images scored per epoch (all for digits).
   seed: int = 0
@@ -68,7 +69,8 @@ class Config:
   @classmethod
   def full(cls) -> "Config":
     return cls(lrs=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
-               epochs=30, power_iters=50)
+               epochs=30, cnn_channels=(32, 64), hidden=128, power_iters=50,
+               layer_curvature=True)
 
 
 # --------------------------------------------------------------------------
@@ -117,7 +119,8 @@ def _xent(logits, y):
 
 def train_lr_sweep(model: nnx.Module, apply: Callable, tx, lrs, data, *,
                    epochs: int, batch_size: int, seed: int,
-                   eval_size: int | None = None, desc: str = "") -> dict:
+                   eval_size: int | None = None, lr_mask=None,
+                   desc: str = "") -> dict:
   """Trains copies of ``model`` with ``η · tx`` for every η in ``lrs``.
 
   Args:
@@ -128,10 +131,13 @@ def train_lr_sweep(model: nnx.Module, apply: Callable, tx, lrs, data, *,
     data: an ``image_data.ImageData``.
     epochs, batch_size, seed: the schedule (same batches for every lane).
     eval_size: test images scored after every epoch (None: all).
+    lr_mask: optional tree of bools like the params: only True leaves are
+      scaled by η (the others keep the fixed step built into ``tx``).
 
   Returns:
     ``{"loss": (len(lrs), steps) train-batch losses (before each step),
-    "test_acc": (len(lrs), epochs + 1), "steps_per_epoch": int}``.
+    "test_acc", "test_loss": (len(lrs), epochs + 1), "steps_per_epoch": int,
+    "params": the final parameters, one lane per η}``.
   """
   graphdef, state = nnx.split(model)
   params0 = nnx.as_pure(state)
@@ -147,37 +153,44 @@ def train_lr_sweep(model: nnx.Module, apply: Callable, tx, lrs, data, *,
     p, s, lr = carry
     loss, g = jax.value_and_grad(loss_fn)(p, x_tr[idx], y_tr[idx])
     u, s = tx.update(g, s, p)
-    p = optax.apply_updates(p, jax.tree.map(lambda v: lr * v, u))
+    if lr_mask is None:
+      u = jax.tree.map(lambda v: lr * v, u)
+    else:
+      u = jax.tree.map(lambda v, m: lr * v if m else v, u, lr_mask)
+    p = optax.apply_updates(p, u)
     return (p, s, lr), loss
 
   def epoch(p, s, lr, batches):
     (p, s, _), losses = jax.lax.scan(step, (p, s, lr), batches)
     return p, s, losses
 
-  def accuracy(p):
-    acc = 0.0
+  def evaluate(p):
+    acc = xent = 0.0
     for i in range(0, n_eval, 1000):  # Static chunks bound the memory.
       logits = apply(nnx.merge(graphdef, p), x_te[i:i + 1000])
       acc += jnp.sum(jnp.argmax(logits, -1) == y_te[i:i + 1000])
-    return acc / n_eval
+      xent += optax.softmax_cross_entropy_with_integer_labels(
+          logits, y_te[i:i + 1000]).sum()
+    return acc / n_eval, xent / n_eval
 
   lane = lambda x: jnp.broadcast_to(x, (len(lrs), *jnp.shape(x)))
   params = jax.tree.map(lane, params0)
   opt_state = jax.vmap(tx.init)(params)
   run_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, None)))
-  acc_fn = jax.jit(jax.vmap(accuracy))
+  eval_fn = jax.jit(jax.vmap(evaluate))
   rng = np.random.default_rng(seed)
-  losses, accs = [], [np.asarray(acc_fn(params))]
+  losses, evals = [], [jax.device_get(eval_fn(params))]
   from tqdm.auto import tqdm
   for _ in tqdm(range(epochs), desc=desc, leave=False):
     batches = jnp.asarray(np.stack(list(image_data.batch_indices(
         rng, len(data.y_train), batch_size))))
     params, opt_state, ls = run_epoch(params, opt_state, lrs, batches)
     losses.append(np.asarray(ls))
-    accs.append(np.asarray(acc_fn(params)))
+    evals.append(jax.device_get(eval_fn(params)))
   return {"loss": np.concatenate(losses, axis=1),
-          "test_acc": np.stack(accs, axis=1),
-          "steps_per_epoch": int(losses[0].shape[1])}
+          "test_acc": np.stack([e[0] for e in evals], axis=1),
+          "test_loss": np.stack([e[1] for e in evals], axis=1),
+          "steps_per_epoch": int(losses[0].shape[1]), "params": params}
 
 
 def diverged_within(loss: np.ndarray, window: int, blowup: float):
@@ -197,7 +210,7 @@ def steps_to(acc: np.ndarray, level: float, steps_per_epoch: int):
 # Curvature at initialization.
 # --------------------------------------------------------------------------
 def init_curvature(model, apply, data, specs, *, iters: int, seed: int,
-                   batch: int = 256) -> dict:
+                   batch: int = 256, per_layer: bool = True) -> dict:
   """Hessian λ_max (network, and each Muon layer alone) on one batch."""
   graphdef, state = nnx.split(model)
   p0 = nnx.as_pure(state)
@@ -207,6 +220,8 @@ def init_curvature(model, apply, data, specs, *, iters: int, seed: int,
   key = jax.random.key(seed)
   out = {"network": {"lambda_max": float(curvature.hessian_lambda_max(
       loss, p0, iters=iters, key=key))}}
+  if not per_layer:
+    return out
   grads = jax.grad(loss)(p0)
   paths = jax.tree_util.tree_flatten_with_path(
       specs, is_leaf=_is_spec)[0]
@@ -295,7 +310,8 @@ def run(config: Config, out_dir: str) -> dict:
              else mlp_specs(model, params))
     curv[model_name] = init_curvature(model, apply, data, specs,
                                       iters=config.power_iters,
-                                      seed=config.seed)
+                                      seed=config.seed,
+                                      per_layer=config.layer_curvature)
     for arm, tx in (("sgd", sgd_all(config, specs)),
                     ("muon", muon_hidden_sgd_rest(config, specs))):
       t0 = time.perf_counter()
@@ -310,6 +326,8 @@ def run(config: Config, out_dir: str) -> dict:
         rows.append(dict(
             model=model_name, arm=arm, lr=lr, diverged=bool(div[i]),
             diverged_at=int(at[i]), final_test_acc=float(acc[-1]),
+            # Stable but dead (e.g. every ReLU off): chance-level accuracy.
+            collapsed=bool(np.nan_to_num(acc[-1]) < 2.0 / data.num_classes),
             best_test_acc=float(np.nanmax(acc)),
             steps_to={str(m): int(steps_to(res["test_acc"][i:i + 1], m,
                                            spe)[0])
@@ -367,8 +385,11 @@ def run(config: Config, out_dir: str) -> dict:
         "paper 2: SGD diverges within the first few iterations at LRs where "
         "Muon stays stable (CIFAR-10, CIFAR-Net)",
         f"SGD diverged at η ∈ {[s['lr'] for s in sgd if s['diverged']]}, "
-        f"Muon at η ∈ {[m['lr'] for m in mu if m['diverged']]}; Muon final "
-        f"acc at the SGD-only divergent η: "
+        f"Muon at η ∈ {[m['lr'] for m in mu if m['diverged']]}; ended at "
+        f"chance accuracy without diverging: SGD "
+        f"{[s['lr'] for s in sgd if s['collapsed'] and not s['diverged']]}, "
+        f"Muon {[m['lr'] for m in mu if m['collapsed'] and not m['diverged']]}"
+        f"; Muon final acc at the SGD-only divergent η: "
         f"{[round(m['final_test_acc'], 3) for m in mu if m['lr'] in sgd_only]}",
         bool(sgd_only), "at least one η where SGD diverges and Muon does not"))
     # Milestones at the η's where both arms are stable.

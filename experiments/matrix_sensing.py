@@ -161,7 +161,7 @@ def run(config: Config, out_dir: str) -> dict:
   for name, s in spectra0.items():
     axes[0].plot(np.arange(1, len(s) + 1), s / s.sum(), marker="o", ms=3,
                  label=_LABELS[name])
-  axes[0].set(yscale="log", xlabel="index i", ylabel="σ_i / Σσ",
+  axes[0].set(xlabel="index i", ylabel="σ_i / Σσ",
               title=f"normalized spectra of the interpolants (seed "
                     f"{config.seeds[0]})")
   axes[0].legend(fontsize=8)
@@ -276,7 +276,10 @@ def run(config: Config, out_dir: str) -> dict:
       f"Muon ends with a flatter spectrum (entropy {rng(col(mu, 'entropy'))} "
       f"vs GD {rng(col(gd, 'entropy'))}) and a nuclear norm "
       f"{rng(ratio)}× the minimum; norm-matched GD lands on GD's "
-      f"interpolant. The idealized flow is projected nuclear-norm descent "
+      f"interpolant. Final training losses: "
+      + ", ".join(f"{_LABELS[k]} ≤ {np.max(col(k, 'final_loss')):.1e}"
+                  for k in METHODS)
+      + ". The idealized flow is projected nuclear-norm descent "
       f"and, with isotropic Gaussian 𝒜, *concentrates* the spectrum. α_i is "
       f"reported in both forms (exact ⟨u_i v_iᵀ, P_⊥(UVᵀ)⟩ and the review's "
       f"‖P_⊥(u_i v_iᵀ)‖²) in metrics.jsonl.")

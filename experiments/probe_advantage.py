@@ -120,38 +120,40 @@ def _rf_problem(cfg: Config):
   return p.a, p.y
 
 
-def _lsq_probe(a, y, line_search):
-  """Jitted probe of (1/2n)‖WA − Y‖² at W (paper layout: W m×k, A k×n)."""
-  n = a.shape[1]
+def _lsq_probe(line_search):
+  """Jitted probe of (1/2n)‖WA − Y‖² at W (paper layout: W m×k, A k×n).
 
-  def loss(params):
-    r = params["w"] @ a - y
-    return jnp.sum(r * r) / (2 * n)
-
+  The data are arguments, not closed-over constants: XLA would otherwise
+  constant-fold the Gram matrices at compile time, slowly.
+  """
   @jax.jit
-  def run(w):
+  def run(w, a, y):
+    def loss(params):
+      r = params["w"] @ a - y
+      return jnp.sum(r * r) / (2 * a.shape[1])
     return probe.probe_step(loss, {"w": w}, {"w": a.T},
                             line_search=line_search)
   return run
 
 
+@jax.jit
+def _lsq_gd_step(w, a, y, eta):
+  return w - eta * ((w @ a - y) @ a.T / a.shape[1])
+
+
 def _run_rf(cfg: Config):
   a, y = _rf_problem(cfg)
   n = a.shape[1]
-  l_f = jnp.linalg.norm(a, 2) ** 2 / n
-  run = _lsq_probe(a, y, cfg.line_search)
-
-  @jax.jit
-  def gd(w):
-    return w - ((w @ a - y) @ a.T / n) / l_f
+  eta = n / jnp.linalg.norm(a, 2) ** 2          # 1/L_F
+  run = _lsq_probe(cfg.line_search)
 
   probe_at = set(range(0, cfg.rf_steps + 1, cfg.rf_probe_every)) | {1, 2, 3, 5}
   w = jnp.zeros((y.shape[0], a.shape[0]), jnp.float64)
   rows = []
   for t in range(cfg.rf_steps + 1):
     if t in probe_at:
-      rows += _tag(run(w), "E1 RF-ReLU", t)
-    w = gd(w)
+      rows += _tag(run(w, a, y), "E1 RF-ReLU", t)
+    w = _lsq_gd_step(w, a, y, eta)
   return rows
 
 
@@ -161,6 +163,7 @@ def _run_rf(cfg: Config):
 def _run_spiked(cfg: Config):
   from spectral_jax.models import random_features as rf
   rows = []
+  run = _lsq_probe(cfg.line_search)
   for i, d in enumerate(cfg.spiked_dims):
     key_b, key_w = jax.random.split(jax.random.key(cfg.seed + 1000 + i))
     b = rf.spiked_gram(key_b, d, dtype=jnp.float64).b
@@ -169,17 +172,11 @@ def _run_spiked(cfg: Config):
     w_sharp = jax.random.normal(key_w, (d, d), jnp.float64) / np.sqrt(d)
     y = w_sharp @ a
     eta = 1.0 / (1.0 + lam[-1])
-    run = _lsq_probe(a, y, cfg.line_search)
-
-    @jax.jit
-    def gd(w, a=a, y=y, eta=eta):
-      return w - eta * ((w @ a - y) @ a.T / a.shape[1])
-
     w = jnp.zeros((d, d), jnp.float64)
     for t in range(max(cfg.spiked_probe_steps) + 1):
       if t in cfg.spiked_probe_steps:
-        rows += [{**r, "d": d} for r in _tag(run(w), "spiked", t)]
-      w = gd(w)
+        rows += [{**r, "d": d} for r in _tag(run(w, a, y), "spiked", t)]
+      w = _lsq_gd_step(w, a, y, eta)
   return rows
 
 
@@ -202,19 +199,20 @@ def _run_mlp(cfg: Config):
   kernels = [f"layers.{i}.kernel" for i in range(4)]
   probed = kernels[:3]
 
-  def loss(p):
+  # Data are jit arguments (closed-over constants get constant-folded).
+  def loss(p, x, y):
     return jnp.mean((nnx.merge(graphdef, p, rest)(x) - y) ** 2)
 
-  def acts_of(p):
+  def acts_of(p, x):
     return {probe.path_to_str(k): v for k, v in
             diagnostics.capture_activations(nnx.merge(graphdef, p, rest),
                                             x).items()}
 
   @jax.jit
-  def gd(p):
+  def gd(p, x, y):
     # The paper's layerwise GD: W_ℓ ← W_ℓ − lr·(n/‖A_{ℓ−1}‖_op²)·G_ℓ.
-    acts = acts_of(p)
-    value, grads = jax.value_and_grad(loss)(p)
+    acts = acts_of(p, x)
+    value, grads = jax.value_and_grad(loss)(p, x, y)
     scale = {k: cfg.mlp_lr * n / jnp.linalg.eigvalsh(acts[k].T @ acts[k])[-1]
              for k in kernels}
     new = jax.tree_util.tree_map_with_path(
@@ -222,8 +220,9 @@ def _run_mlp(cfg: Config):
     return new, value
 
   @jax.jit
-  def run(p):
-    return probe.probe_step(loss, p, acts_of(p), paths=probed,
+  def run(p, x, y):
+    return probe.probe_step(lambda q: loss(q, x, y), p, acts_of(p, x),
+                            paths=probed,
                             curvature_scale=1.0 / cfg.mlp_lr,
                             line_search=cfg.line_search)
 
@@ -232,8 +231,8 @@ def _run_mlp(cfg: Config):
   rows, losses = [], []
   for t in range(cfg.mlp_steps + 1):
     if t in probe_at:
-      rows += _tag(run(params), "E4 MLP", t)
-    params, value = gd(params)
+      rows += _tag(run(params, x, y), "E4 MLP", t)
+    params, value = gd(params, x, y)
     losses.append(float(value))
   return rows, losses
 
@@ -275,20 +274,19 @@ def _run_gpt(cfg: Config):
     return optax.apply_updates(p, updates), s, value
 
   @jax.jit
-  def run(p):
-    acts = diagnostics.capture_activations(nnx.merge(graphdef, p, rest),
-                                           probe_x)
+  def run(p, xb, yb):
+    acts = diagnostics.capture_activations(nnx.merge(graphdef, p, rest), xb)
     return probe.probe_step(
-        lambda q: loss_on(q, probe_x, probe_y), p, acts,
+        lambda q: loss_on(q, xb, yb), p, acts,
         curvature_scale=cfg.gpt_curvature_scale,
         line_search=cfg.line_search,
-        gauss_newton=(lambda q: nnx.merge(graphdef, q, rest)(probe_x),
-                      lambda out: ce(out, probe_y)))
+        gauss_newton=(lambda q: nnx.merge(graphdef, q, rest)(xb),
+                      lambda out: ce(out, yb)))
 
   rows, losses = [], []
   for t in range(max(cfg.gpt_probe_steps) + 1):
     if t in cfg.gpt_probe_steps:
-      rows += _tag(run(params), "GPT", t)
+      rows += _tag(run(params, probe_x, probe_y), "GPT", t)
     xb, yb = corpus.train_batch(cfg.seed, t + 1, cfg.gpt_batch,
                                 cfg.gpt_context)
     params, opt_state, value = train_step(params, opt_state, jnp.asarray(xb),

@@ -29,4 +29,12 @@ module and appending its name below.
 
 EXPERIMENT_MODULES: list[str] = [
     "experiments.rf_specgd",
+    "experiments.lambda_toy",
+    "experiments.nr_scaling",
+    "experiments.stable_rank_init",
+    "experiments.mlp_specgd",
+    "experiments.stability",
+    "experiments.dual_optimizer",
+    "experiments.matrix_sensing",
+    "experiments.regime",
 ]

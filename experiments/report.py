@@ -136,6 +136,10 @@ def _atomic_write(path: str | os.PathLike, write: Callable, mode: str) -> str:
       write(f)
       f.flush()
       os.fsync(f.fileno())
+    # mkstemp makes 0600 files; give the result ordinary permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
@@ -209,14 +213,15 @@ def plot_curves(ax, curves: Mapping[str, Sequence[float]], *, x=None,
 def plot_nr_st(ax, nr: Mapping[str, Sequence[float]],
                st: Mapping[str, float] | float | None = None, *, x=None,
                title: str = "", xlabel: str = "iteration",
-               ylabel: str = "nuclear rank nr(∇L)", logy: bool = False):
+               ylabel: str = "nuclear rank nr(∇L)", logy: bool = False,
+               styles: Mapping[str, Mapping] | None = None):
   """Nuclear ranks as solid lines, stable ranks as dashed horizontal lines.
 
   ``st`` is one value (labelled ``st(A)``) or ``{label: value}``; a
   ``{label: series}`` value is drawn as a dashed curve instead.
   """
   plot_curves(ax, nr, x=x, title=title, xlabel=xlabel, ylabel=ylabel,
-              logy=logy)
+              logy=logy, styles=styles)
   if st is None:
     return
   if not isinstance(st, Mapping):

@@ -8,6 +8,10 @@ arXiv:2512.04299).
 
 from spectral_jax.alias import muon
 from spectral_jax.alias import specgd
+from spectral_jax.curvature import average_singular_value
+from spectral_jax.curvature import hessian_lambda_max
+from spectral_jax.curvature import hvp
+from spectral_jax.curvature import step_threshold
 from spectral_jax.labels import MuonDimensionNumbers
 from spectral_jax.labels import describe
 from spectral_jax.labels import nnx_dimension_numbers
@@ -17,13 +21,18 @@ from spectral_jax.linalg import SCHEDULES
 from spectral_jax.linalg import Schedule
 from spectral_jax.linalg import gram
 from spectral_jax.linalg import newton_schulz
+from spectral_jax.linalg import newton_schulz_flops
 from spectral_jax.linalg import nuclear_norm
 from spectral_jax.linalg import nuclear_rank
 from spectral_jax.linalg import polar
+from spectral_jax.linalg import resolve_schedule
+from spectral_jax.linalg import schedule_coeffs
 from spectral_jax.linalg import singular_values
 from spectral_jax.linalg import spectral_entropy
 from spectral_jax.linalg import stable_rank
 from spectral_jax.linalg import stable_rank_from_gram
+from spectral_jax.robust import SkipNonFiniteState
+from spectral_jax.robust import skip_nonfinite
 from spectral_jax.transforms import orthogonalize_via_newton_schulz
 from spectral_jax.transforms import scale_by_muon
 from spectral_jax.transforms import scale_by_polar
@@ -33,6 +42,10 @@ from spectral_jax.transforms import scale_by_specgd
 __version__ = "0.1.0"
 
 __all__ = [
+    "average_singular_value",
+    "hessian_lambda_max",
+    "hvp",
+    "step_threshold",
     "MuonDimensionNumbers",
     "describe",
     "muon",
@@ -53,7 +66,12 @@ __all__ = [
     "nuclear_rank",
     "polar",
     "singular_values",
+    "newton_schulz_flops",
+    "resolve_schedule",
+    "schedule_coeffs",
     "spectral_entropy",
     "stable_rank",
     "stable_rank_from_gram",
+    "SkipNonFiniteState",
+    "skip_nonfinite",
 ]

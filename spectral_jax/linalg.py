@@ -1,13 +1,18 @@
 """Matrix functions for spectral gradient methods.
 
 Every function treats the last two axes as the matrix and any leading axes as a
-batch, works for tall and wide inputs, jits, and keeps the input dtype. This
-module imports jax and numpy only: everything else in the package stands on it.
+batch, works for tall and wide inputs and jits. Polar factors keep the input
+dtype; spectral summaries come in at least float32 (there is no 16-bit SVD).
+This module imports jax and numpy only: everything else in the package stands
+on it.
 
 Contents:
   * ``polar``: the polar factor U Vᵀ of G = U Σ Vᵀ, exactly (``"svd"``,
-    ``"eigh"``, ``"qdwh"``) or approximately (``"newton_schulz"``).
-  * ``newton_schulz`` and the named coefficient schedules ``SCHEDULES``.
+    ``"eigh"``, ``"qdwh"``, or ``"auto"``: the fastest of these measured for
+    the backend) or approximately (``"newton_schulz"``).
+  * ``newton_schulz`` (direct or m×m Gram-polynomial form, Frobenius or
+    Schatten-8 start), the named coefficient schedules ``SCHEDULES`` and
+    ``newton_schulz_flops``.
   * ``nuclear_norm``, ``stable_rank``, ``nuclear_rank``, ``spectral_entropy``
     and the Gram-matrix route to the stable rank for many columns.
 
@@ -231,12 +236,17 @@ NS_NORMS = ("frobenius", "schatten8")
 # input the loop can run on m×m matrices only and touch X_0 twice (A_0 and the
 # final Q X_0). Real FLOPs for s quintic steps (s >= 2):
 #   direct: s (4 m² n + 2 m³)       gram: 4 m² n + (4 s - 3) · 2 m³
-# so the Gram form wins once n/m exceeds about 1.5 (s = 5). It multiplies the
-# rounding error of A_0 by ‖Q‖ (up to ~a^s on the smallest directions), which
-# is harmless in float32 (measured: error to the exact polar factor unchanged
-# to 3 digits, see BENCHMARKS.md) but not in bfloat16, so "auto" keeps the
-# direct form for 16-bit compute dtypes.
+# so the Gram form wins once n/m exceeds about 1.5 (s = 5): 0.56× the FLOPs at
+# 256×1024. It cannot resolve σ² below eps·σ_1² (A_0 is rounded once, never
+# re-formed from X), so it limits the *attainable* accuracy: measured in
+# float32 on 256×768 / 256×1024 (Gaussian and logspace(0,-3) spectra), its
+# error to the exact polar factor equals the direct form's to <= 3e-5
+# relative at <= 6 steps, is 0.1% worse at 7, 2.5% at 8, and stalls near 4e-3
+# at 20 steps where the direct form reaches 2e-5. Hence "auto" uses it only
+# for <= 6 steps (the Muon regime), n >= 1.5 m and 32/64-bit compute dtypes
+# (16-bit rounding times ‖Q‖ ~ a^s would show).
 _GRAM_FORM_MIN_ASPECT = 1.5
+_GRAM_FORM_MAX_STEPS = 6
 
 
 def _use_gram_form(m: int, n: int, dtype, steps: int, gram_form) -> bool:
@@ -245,7 +255,8 @@ def _use_gram_form(m: int, n: int, dtype, steps: int, gram_form) -> bool:
   if jnp.dtype(dtype).itemsize < 4 and not jnp.issubdtype(
       dtype, jnp.complexfloating):
     return False
-  return steps >= 2 and n >= _GRAM_FORM_MIN_ASPECT * m
+  return (2 <= steps <= _GRAM_FORM_MAX_STEPS
+          and n >= _GRAM_FORM_MIN_ASPECT * m)
 
 
 def newton_schulz(
@@ -289,9 +300,11 @@ def newton_schulz(
       ``"schatten8"`` (tighter, see above).
     gram_form: ``True`` iterates on the m×m polynomial ``Q_k`` with
       ``X_k = Q_k X_0`` (fewer FLOPs when n ≫ m), ``False`` on ``X_k``
-      itself; ``None`` chooses by FLOP count (n ≥ 1.5 m after the transpose)
-      and never for 16-bit compute dtypes. Both give the same result up to
-      rounding.
+      itself; ``None`` uses the Gram form when n ≥ 1.5 m (after the
+      transpose), 2 ≤ steps ≤ 6 and the compute dtype has ≥ 32 bits. Same
+      iteration, reordered: equal results up to rounding, but the Gram form's
+      attainable accuracy is limited to about eps·κ², which matters only
+      for many steps on ill-conditioned inputs (see the module comment).
 
   Returns:
     Array of ``x``'s shape and dtype.
@@ -319,13 +332,16 @@ def newton_schulz(
   if tall:
     x = _mT(x)
   m, n = x.shape[-2:]
-  fro = _frobenius(x.astype(jnp.promote_types(dtype, jnp.float32)))
+  # Normalise in at least float32 (a bf16 ‖G‖_F loses digits), keeping the
+  # complex part: the norm is real, x need not be.
+  x = x.astype(jnp.promote_types(dtype, jnp.float32))
+  fro = _frobenius(x)
   safety = sched.safety
   if norm == "frobenius":
     denom = fro * safety + (0.0 if eps is None else eps)
   else:  # The safety factor is applied to the tighter bound instead.
     denom = fro + (0.0 if eps is None else eps)
-  y = _safe_div(x.astype(denom.dtype), denom).astype(dtype)
+  y = _safe_div(x, denom).astype(dtype)
   if _use_gram_form(m, n, dtype, len(rows), gram_form):
     y = _ns_gram(y, rows, norm, safety)
   else:
@@ -352,7 +368,7 @@ def _ns_direct(y, rows, norm, safety):
       y, g, g2 = (y * inv.astype(y.dtype), g * (inv**2).astype(g.dtype),
                   g2 * (inv**4).astype(g.dtype))
     # a·X folded into the m×m factor: (aI + bA + cA²) X touches the large X
-    # once per step instead of twice (measured ~5% faster on CPU).
+    # once per step instead of twice (CPU, fastest of 15 calls: 4–7% less).
     poly = a * eye + b * g + (c * g2 if c != 0.0 else 0.0)
     y = poly @ y
   return y
@@ -400,7 +416,7 @@ def newton_schulz_flops(shape: Sequence[int], steps: int, *,
   else:
     total = s * 2 * 2 * m * m * n + sum(sq) * 2 * m**3
   mult = 4 if jnp.issubdtype(dtype, jnp.complexfloating) else 1
-  return nb * total * mult
+  return int(nb * int(total) * mult)
 
 
 # --------------------------------------------------------------------------
@@ -430,9 +446,10 @@ def _polar_eigh(x, rtol):
   w, q = jnp.linalg.eigh(g)
   w = jnp.maximum(w, 0.0)
   # eigh resolves eigenvalues only to ~k·eps·λ_max, so smaller ones are noise
-  # and must not be inverted, whatever rtol asks for.
+  # and must not be inverted, whatever rtol asks for: in float32 this drops
+  # σ < √(k·eps)·σ_1 (≈ 5e-3·σ_1 at k = 256); in float64, σ < 2e-7·σ_1.
   k = g.shape[-1]
-  floor = max(rtol**2, 10 * k * float(jnp.finfo(work).eps))
+  floor = max(rtol**2, k * float(jnp.finfo(work).eps))
   keep = w > floor * w[..., -1:]
   inv_sqrt = jnp.where(keep, jax.lax.rsqrt(jnp.where(keep, w, 1.0)), 0.0)
   # (G Gᴴ)^{-1/2} as a k×k matrix first: k³ + k²n instead of 2 k²n.
@@ -455,17 +472,17 @@ def _polar_qdwh(x):
 
 def _auto_method(x) -> str:
   """The cheapest exact method for ``x`` on this backend (see ``polar``)."""
-  m, n = sorted(x.shape[-2:])
   backend = jax.default_backend()
   if backend == "cpu":
-    # Measured on CPU (BENCHMARKS.md): eigh of the small Gram matrix beats
-    # LAPACK's SVD, and QDWH, at every shape we timed; it is exact to fp32
-    # only when the Gram matrix is formed in float64 (it squares κ).
+    # Measured on CPU (BENCHMARKS.md): eigh of the small Gram matrix is the
+    # fastest exact route (it beat LAPACK's SVD ~2× and QDWH more), but it
+    # squares κ, so it is exact to fp32 only with a float64 Gram matrix.
     if jax.config.jax_enable_x64 or x.dtype == jnp.float64:
       return "eigh"
     return "svd"
-  # Accelerators: QDWH is matmul-bound, SVD is not.
-  return "qdwh" if m >= 16 else "svd"
+  # Not measured here (no accelerator was available): QDWH is made of
+  # matmuls and QRs, which TPUs run well; GPUs have batched Jacobi SVDs.
+  return "qdwh" if backend == "tpu" else "svd"
 
 
 def polar(x: jax.Array, method: str = "svd", *, rtol: float | None = None,
@@ -482,12 +499,13 @@ def polar(x: jax.Array, method: str = "svd", *, rtol: float | None = None,
     x: array of shape ``(..., m, n)``, real or complex.
     method: ``"svd"`` (exact, default), ``"eigh"`` (eigendecomposition of the
       Gram matrix of the smaller side, as the paper's code does; float64 when
-      x64 is on, otherwise accurate only for well-conditioned inputs, κ ≲
-      1e2), ``"qdwh"`` (``jax.scipy.linalg.polar``; full-rank inputs — on a
+      x64 is on; in float32 it drops σ < √(k·eps)·σ_1, k the smaller side,
+      so it is accurate only for well-conditioned inputs, κ ≲ 1e2), ``"qdwh"`` (``jax.scipy.linalg.polar``; full-rank inputs — on a
       rank-deficient input it returns *a* unitary polar factor, whose
       null-space part is not unique), ``"auto"`` (the fastest exact method for
-      the backend, chosen from measurements: on CPU ``"eigh"`` when x64 is on
-      or ``x`` is float64, else ``"svd"``; on GPU/TPU ``"qdwh"``) or
+      the backend, chosen from CPU measurements: ``"eigh"`` when x64 is on or
+      ``x`` is float64, else ``"svd"``; unmeasured guesses elsewhere: TPU
+      ``"qdwh"``, GPU ``"svd"``) or
       ``"newton_schulz"`` (approximate; ``ns_kwargs`` go to
       :func:`newton_schulz`).
     rtol: relative singular-value cut-off; default ``max(m, n) · eps`` of the

@@ -109,16 +109,23 @@ def _check_range(name: str, value, lo=None, hi=None, *, lo_open=False,
     raise ValueError(f"{name}={value!r} is not allowed; {name} must be {what}.")
 
 
-def _check_ns_steps(ns_steps) -> int:
+def _check_ns_steps(ns_steps, allow_traced: bool = False) -> int | None:
+  """The int ``ns_steps``; ``None`` if traced and ``allow_traced``.
+
+  ``optax.inject_hyperparams`` injects every numeric default, ``ns_steps``
+  included, so under ``jit`` it arrives as a tracer (optax then loops with a
+  dynamic trip count; so do we).
+  """
   if isinstance(ns_steps, bool):
     raise ValueError(f"ns_steps={ns_steps!r} is not allowed; ns_steps must be "
-                     "a static int >= 1.")
+                     "an int >= 1.")
   try:
     steps = int(ns_steps)
   except (TypeError, jax.errors.ConcretizationTypeError):
+    if allow_traced and isinstance(ns_steps, jax.core.Tracer):
+      return None
     raise ValueError(
-        f"ns_steps={ns_steps!r} is not allowed; ns_steps must be a static int "
-        ">= 1 (with optax.inject_hyperparams pass static_args='ns_steps')."
+        f"ns_steps={ns_steps!r} is not allowed; ns_steps must be an int >= 1."
     ) from None
   if steps != ns_steps or steps < 1:
     raise ValueError(f"ns_steps={ns_steps!r} is not allowed; ns_steps must be "
@@ -143,8 +150,11 @@ def _check_compute_dtype(compute_dtype, method: str):
 
 class _NSPlan(NamedTuple):
   """A resolved Newton–Schulz schedule: static rows and the normaliser."""
-  schedule: linalg.Schedule  # rows = the coefficients of every step, in order.
+  # With static steps: the coefficients of every step, in order. With traced
+  # steps: the rows to index with min(i, len - 1).
+  schedule: linalg.Schedule
   state_coeffs: Any  # what MuonState.ns_coeffs holds (optax's layout).
+  steps: Any = None  # None (static, len(schedule.coeffs)) or a traced count.
 
 
 def _ns_plan(ns_coeffs, ns_steps) -> _NSPlan:
@@ -155,7 +165,7 @@ def _ns_plan(ns_coeffs, ns_steps) -> _NSPlan:
   names (``'jordan'``, ``'polar_express'``, ``'cubic'``) and ``Schedule``s run
   ``ns_steps`` steps, repeating their last row (``linalg.schedule_coeffs``).
   """
-  steps = _check_ns_steps(ns_steps)
+  steps = _check_ns_steps(ns_steps, allow_traced=True)
   if isinstance(ns_coeffs, str) and ns_coeffs in _OPTAX_PRESETS:
     ns_coeffs = _OPTAX_PRESETS[ns_coeffs]
   if isinstance(ns_coeffs, (str, linalg.Schedule)):
@@ -168,6 +178,8 @@ def _ns_plan(ns_coeffs, ns_steps) -> _NSPlan:
           f"ns_coeffs={ns_coeffs!r} is not a known Newton–Schulz schedule; "
           f"allowed names: {allowed}, a Schedule, or coefficients of shape "
           "(3,) or (k, 3).") from None
+    if steps is None:
+      return _NSPlan(sched, jnp.asarray(sched.coeffs), ns_steps)
     rows = linalg.schedule_coeffs(sched, steps)
     return _NSPlan(linalg.Schedule(sched.name, tuple(map(tuple, rows)),
                                    sched.safety), jnp.asarray(rows))
@@ -181,9 +193,14 @@ def _ns_plan(ns_coeffs, ns_steps) -> _NSPlan:
                      f"{arr.shape}.")
   if not np.all(np.isfinite(arr)):
     raise ValueError(f"ns_coeffs must be finite, got {arr.tolist()}.")
+  if arr.ndim == 1 and steps is None:
+    return _NSPlan(linalg.Schedule("custom", (tuple(arr),)),
+                   jnp.asarray(ns_coeffs), ns_steps)
   if arr.ndim == 1:
     rows = np.tile(arr, (steps, 1))
     state = jnp.asarray(ns_coeffs)
+  elif steps is None:  # A table runs its rows; the count only validates.
+    rows, state = arr, jnp.asarray(ns_coeffs)
   else:
     if arr.shape[0] > steps:
       raise ValueError(
@@ -369,11 +386,12 @@ def _schatten_first_step(x, a, b, c):
 
 
 def _ns_preconditioned(x, rows, preconditioning, eps, safety=1.0,
-                       compute_dtype=None):
+                       compute_dtype=None, n_steps=None):
   """Newton–Schulz on ``(..., m, n)`` with optax's preconditionings.
 
   ``rows`` is a ``(steps, 3)`` table: a tuple of float tuples (static) or a
-  jax array (traced coefficients).
+  jax array (traced coefficients). A traced ``n_steps`` runs ``n_steps``
+  steps with row ``min(i, len(rows) - 1)`` in a ``fori_loop``.
   """
   out_dtype = x.dtype
   dtype = x.dtype if compute_dtype is None else compute_dtype
@@ -397,6 +415,14 @@ def _ns_preconditioned(x, rows, preconditioning, eps, safety=1.0,
     steps = [tuple(rows[i, j] for j in range(3)) for i in range(rows.shape[0])]
   else:
     steps = [tuple(float(v) for v in r) for r in rows]
+  if n_steps is not None:
+    table = jnp.asarray(rows, dtype=dtype)
+    last = len(steps) - 1
+    body = lambda i, y: _ns_step(y, *table[jnp.minimum(i, last)])
+    first = {"aol": _aol_first_step,
+             "schatten": _schatten_first_step}.get(preconditioning, _ns_step)
+    x = jax.lax.fori_loop(1, n_steps, body, first(x, *steps[0]))
+    steps = []
   for i, (a, b, c) in enumerate(steps):
     if i == 0 and preconditioning == "aol":
       x = _aol_first_step(x, a, b, c)
@@ -424,9 +450,29 @@ def _newton_schulz(x, sched: linalg.Schedule, eps, compute_dtype):
                               compute_dtype=compute_dtype)
 
 
-def _orthogonalizer(plan: _NSPlan | None, *, polar_method="newton_schulz",
-                    preconditioning="frobenius", eps=1e-8, compute_dtype=None):
+def _nan_if_nonfinite(fn):
+  """Wrap ``fn`` so a slice with a non-finite entry maps to an all-NaN slice.
+
+  linalg's zero-safe division reads a NaN normaliser as "zero input" and
+  returns 0, which would silently freeze a leaf whose momentum holds an inf.
+  optax propagates the NaN; so do we, slice by slice: the other slices of the
+  leaf and the other leaves of a batched group are untouched.
+  """
+  def wrapped(x):
+    out = fn(x)
+    finite = jnp.all(jnp.isfinite(x), axis=(-2, -1), keepdims=True)
+    return jnp.where(finite, out, jnp.asarray(jnp.nan, out.dtype))
+  return wrapped
+
+
+def _orthogonalizer(plan, **kwargs):
   """A function ``(B, m, n) -> (B, m, n)`` computing polar factors per slice."""
+  return _nan_if_nonfinite(_orthogonalizer_raw(plan, **kwargs))
+
+
+def _orthogonalizer_raw(plan: _NSPlan | None, *, polar_method="newton_schulz",
+                        preconditioning="frobenius", eps=1e-8,
+                        compute_dtype=None):
   if polar_method in EXACT_POLAR_METHODS:
     def exact(x):
       if compute_dtype is None:
@@ -434,6 +480,10 @@ def _orthogonalizer(plan: _NSPlan | None, *, polar_method="newton_schulz",
       return linalg.polar(x.astype(compute_dtype), polar_method).astype(x.dtype)
     return exact
   sched = plan.schedule
+  if plan.steps is not None:
+    return lambda x: _ns_preconditioned(x, sched.coeffs, preconditioning,
+                                        eps, sched.safety, compute_dtype,
+                                        plan.steps)
   if preconditioning == "frobenius":
     return lambda x: _newton_schulz(x, sched, eps, compute_dtype)
   return lambda x: _ns_preconditioned(x, sched.coeffs, preconditioning, eps,
@@ -517,7 +567,7 @@ def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
     raise ValueError(f"ns_coeffs: {err}") from None
   rows = linalg.schedule_coeffs(sched, ns_steps)
   sched = linalg.Schedule(sched.name, tuple(map(tuple, rows)), sched.safety)
-  return lambda x: _newton_schulz(x, sched, eps, cdtype)
+  return _nan_if_nonfinite(lambda x: _newton_schulz(x, sched, eps, cdtype))
 
 
 def scale_by_polar(

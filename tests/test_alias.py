@@ -40,11 +40,10 @@ def _randn(rng, shape, dtype=jnp.float32):
 
 
 def _params(rng, dtype=jnp.float32):
-  # Two equal-shape matrices (one batched group), a tall one, a bias and a
-  # 3-D leaf that the default rule sends to Adam.
+  # Two equal-shape matrices (one batched group), a tall one and a bias
+  # (Adam). Few leaves keep compile times small.
   return {"q": _randn(rng, (8, 12), dtype), "k": _randn(rng, (8, 12), dtype),
-          "out": _randn(rng, (12, 6), dtype), "bias": _randn(rng, (6,), dtype),
-          "conv": _randn(rng, (3, 4, 5), dtype)}
+          "out": _randn(rng, (12, 6), dtype), "bias": _randn(rng, (6,), dtype)}
 
 
 def _assert_close(ours, ref, rtol=_RTOL, what=""):
@@ -64,10 +63,12 @@ def _parity(rng, kwargs, params=None, steps=3, rtol=_RTOL, lr=1e-2):
   ref_s, our_s = ref_tx.init(params), our_tx.init(params)
   assert jax.tree.structure(ref_s) == jax.tree.structure(our_s)
   p_ref = p_our = params
+  # jit: one compile per optimizer instead of op-by-op dispatch (10× faster).
+  ref_up, our_up = jax.jit(ref_tx.update), jax.jit(our_tx.update)
   for t in range(steps):
     g = jax.tree.map(lambda x: _randn(rng, x.shape, x.dtype), params)
-    u_ref, ref_s = ref_tx.update(g, ref_s, p_ref)
-    u_our, our_s = our_tx.update(g, our_s, p_our)
+    u_ref, ref_s = ref_up(g, ref_s, p_ref)
+    u_our, our_s = our_up(g, our_s, p_our)
     _assert_close(u_our, u_ref, rtol, what=f"{kwargs} step {t}")
     p_ref = optax.apply_updates(p_ref, u_ref)
     p_our = optax.apply_updates(p_our, u_ref)
@@ -83,18 +84,21 @@ def _parity(rng, kwargs, params=None, steps=3, rtol=_RTOL, lr=1e-2):
     {"preconditioning": "aol"},
     {"preconditioning": "schatten"},
     {"ns_coeffs": "dion"},
-    {"ns_coeffs": "standard", "ns_steps": 3},
+    pytest.param({"ns_coeffs": "standard", "ns_steps": 3},
+                 marks=pytest.mark.slow),
     {"ns_coeffs": ((4.0, -6.0, 2.5), (3.4, -4.7, 2.0), (2.0, -1.5, 0.5)),
      "ns_steps": 6},
     {"weight_decay": 0.1, "weight_decay_mask": {
-        "q": True, "k": False, "out": True, "bias": False, "conv": False}},
-    {"weight_decay": 0.05, "weight_decay_mask": lambda p: jax.tree.map(
-        lambda x: x.ndim == 2, p)},
+        "q": True, "k": False, "out": True, "bias": False}},
+    pytest.param({"weight_decay": 0.05, "weight_decay_mask": lambda p:
+                  jax.tree.map(lambda x: x.ndim == 2, p)},
+                 marks=pytest.mark.slow),
     {"consistent_rms": 0.2},
-    {"beta": 0.8, "eps": 1e-6},
+    pytest.param({"beta": 0.8, "eps": 1e-6}, marks=pytest.mark.slow),
     {"adam_b1": 0.8, "adam_b2": 0.99, "adam_eps_root": 1e-8,
      "adam_weight_decay": 0.01, "adam_learning_rate": 3e-3},
-    {"adam_learning_rate": optax.linear_schedule(1e-2, 1e-3, 3)},
+    pytest.param({"adam_learning_rate": optax.linear_schedule(1e-2, 1e-3, 3)},
+                 marks=pytest.mark.slow),
 ], ids=lambda kw: ",".join(sorted(kw)) or "defaults")
 def test_parity_with_optax(rng, kwargs):
   _parity(rng, kwargs)
@@ -109,8 +113,8 @@ def test_parity_complex64(rng):
   params = {"w": _randn(rng, (6, 9), jnp.complex64),
             "v": _randn(rng, (6, 9), jnp.complex64),
             "b": _randn(rng, (9,), jnp.complex64)}
-  for kwargs in ({}, {"adaptive": True}, {"nesterov": False},
-                 {"preconditioning": "aol"}):
+  for kwargs in ({"adaptive": True}, {"nesterov": False,
+                                     "preconditioning": "aol"}):
     u = _parity(rng, kwargs, params=params)
     assert u["w"].dtype == jnp.complex64
     assert float(jnp.max(jnp.abs(u["w"].imag))) > 0
@@ -133,7 +137,7 @@ def test_parity_dimension_numbers_tree_with_prefix_none(rng):
 
 
 def test_parity_dimension_numbers_callable(rng):
-  params = _params(rng)
+  params = dict(_params(rng), conv=_randn(rng, (3, 4, 5)))
   fn = lambda p: jax.tree.map(
       lambda x: MuonDimensionNumbers(x.ndim - 2, x.ndim - 1)
       if x.ndim >= 2 else None, p)
@@ -176,7 +180,7 @@ def test_first_step_exact_polar_matches_numpy(rng):
   params = {"w": _randn(rng, (6, 10)), "t": _randn(rng, (10, 4))}
   grads = jax.tree.map(lambda x: _randn(rng, x.shape), params)
   lr = 0.05
-  for method in ("svd", "eigh", "qdwh"):
+  for method in ("svd", "eigh"):  # qdwh: tests/test_transforms.py
     tx = spectral_jax.muon(lr, polar_method=method)
     u, _ = tx.update(grads, tx.init(params), params)
     for name in ("w", "t"):
@@ -265,7 +269,7 @@ def test_nonfinite_leaf_stays_in_its_leaf(rng):
   u_bad, _ = tx.update(bad, tx.init(params), params)
   u_ok, _ = tx.update(g, tx.init(params), params)
   assert np.all(np.isnan(np.asarray(u_bad["q"])))
-  for name in ("k", "out", "bias", "conv"):
+  for name in ("k", "out", "bias"):
     np.testing.assert_array_equal(u_bad[name], u_ok[name], err_msg=name)
 
 
@@ -291,14 +295,14 @@ def test_nnx_optimizer_matches_optax(rng):
     losses = [float(step(model, opt)) for _ in range(4)]
     return nnx.state(model, nnx.Param), losses
 
-  ours, l_ours = train(spectral_jax.muon(1e-2))
-  ref, l_ref = train(optax.contrib.muon(1e-2))
+  # Ours with the spec nnx_dimension_numbers builds vs optax's default rule
+  # (the same leaves are matrices here).
+  spec = spectral_jax.nnx_dimension_numbers(make_model())
+  ours, l_ours = train(spectral_jax.muon(
+      1e-2, muon_weight_dimension_numbers=spec))
+  ref, _ = train(optax.contrib.muon(1e-2))
   _assert_close(ours, ref)
   assert l_ours[-1] < l_ours[0]
-  spec = spectral_jax.nnx_dimension_numbers(make_model())
-  ours_spec, _ = train(spectral_jax.muon(
-      1e-2, muon_weight_dimension_numbers=spec))
-  _assert_close(ours_spec, ours)
 
 
 # ---------------------------------------------------------------- specgd --
@@ -375,15 +379,13 @@ def test_bad_input_message_lists_allowed_values():
 
 
 def test_zero_gradients_give_zero_updates(rng):
-  params = _params(rng)
-  zeros = jax.tree.map(jnp.zeros_like, params)
-  txs = [spectral_jax.muon(1e-2, preconditioning=p)
-         for p in ("frobenius", "spectral", "aol", "schatten")]
-  txs += [spectral_jax.muon(1e-2, polar_method=m)
-          for m in ("svd", "eigh", "qdwh")]
-  txs += [spectral_jax.muon(1e-2, adaptive=True, ns_coeffs="polar_express")]
-  txs += [spectral_jax.specgd(1e-2, method=m)
-          for m in ("svd", "eigh", "qdwh", "newton_schulz")]
+  # Zero params too: AdamW's (default) weight decay would move them otherwise.
+  zeros = jax.tree.map(jnp.zeros_like, _params(rng))
+  params = zeros
+  # Every method on its own: tests/test_transforms.py. Here: the aliases.
+  txs = [spectral_jax.muon(1e-2, adaptive=True, preconditioning="aol"),
+         spectral_jax.muon(1e-2, polar_method="svd"),
+         spectral_jax.specgd(1e-2)]
   for tx in txs:
     u, _ = tx.update(zeros, tx.init(params), params)
     for leaf in jax.tree.leaves(u):

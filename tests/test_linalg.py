@@ -244,6 +244,21 @@ def test_gram_form_equals_direct_form(rng, coeffs, norm):
   assert rel_err(b, ref) <= rel_err(a, ref) + 1e-4
 
 
+@pytest.mark.parametrize("gram_form", [False, True])
+def test_newton_schulz_complex(rng, gram_form):
+  g = rng.standard_normal((10, 24)) + 1j * rng.standard_normal((10, 24))
+  rows = linalg.schedule_coeffs("polar_express", 8)
+  x = g / (np.linalg.norm(g) * linalg.SCHEDULES["polar_express"].safety)
+  for a, b, c in rows:  # The same iteration in NumPy complex128.
+    aa = x @ x.conj().T
+    x = a * x + (b * aa + c * aa @ aa) @ x
+  out = linalg.newton_schulz(jnp.asarray(g.astype(np.complex64)), 8,
+                             "polar_express", gram_form=gram_form)
+  assert out.dtype == jnp.complex64
+  assert rel_err(out, x) <= 1e-5
+  assert rel_err(out, ref_polar(g)) <= 1e-4  # 8 steps: converged (κ ≈ 5).
+
+
 def test_newton_schulz_tall_is_transpose_of_wide(rng):
   g = gaussian(rng, (40, 16))
   a = linalg.newton_schulz(jnp.asarray(g))
@@ -448,6 +463,9 @@ def _dot_flops(fn, *args):
     ((64, 256), True, 5, 19),    # 2 + (4·5 − 3).
     ((256, 64), True, 5, 19),    # Tall: transposed, same count.
     ((2, 48, 48), False, 5, 15),
+    ((2, 48, 48), None, 5, 15),   # Square: direct form by default.
+    ((64, 256), None, 8, 24),     # > 6 steps: direct form by default.
+    ((64, 256), None, 6, 23),     # Wide, <= 6 steps: Gram form.
 ])
 def test_newton_schulz_dot_count_and_flops(shape, gram_form, steps, n_dots):
   x = jnp.ones(shape, jnp.float32)

@@ -378,14 +378,18 @@ def make_track_fn(graphdef):
   ‖g‖₁²/‖g‖₂² for 1-D parameters (paper §4.5).
   """
 
-  def loss_and_inter(params, rest, x, y):
+  loss_fn = make_loss_fn(graphdef)
+
+  def capture(params, rest, x):
     model = nnx.merge(graphdef, params, rest)
-    logits, inter = nnx.capture(model, nnx.Intermediate)(x)
-    return _loss(logits, y), nnx.to_pure_dict(inter)
+    _, inter = nnx.capture(model, nnx.Intermediate)(x)
+    return nnx.to_pure_dict(inter)
 
   def track(params, rest, x, y):
-    (loss, inter), grads = jax.value_and_grad(
-        loss_and_inter, has_aux=True)(params, rest, x, y)
+    # Gradients from the plain loss, activations from a second forward pass:
+    # differentiating through ``nnx.capture`` hung XLA:CPU (flax 0.12.8).
+    loss, grads = jax.value_and_grad(loss_fn)(params, rest, x, y)
+    inter = capture(params, rest, x)
     n_tok = x.size
     st = {}
     for path, a in jax.tree_util.tree_flatten_with_path(inter)[0]:

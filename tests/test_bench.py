@@ -1,0 +1,65 @@
+"""Smoke test of experiments/bench.py at tiny sizes: structure, not speed."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from experiments import bench
+from experiments.cli import UsageError
+
+
+def test_bench_run_writes_reports(tmp_path):
+  cfg = bench.BenchConfig(
+      reps=1, shapes=((4, 12), (12, 4)), steps=(3, 5),
+      presets=(("jordan", "frobenius"), ("polar_express", "schatten8")),
+      exact=("svd", "auto"), layers=2)
+  res = bench.run(cfg, str(tmp_path), log=lambda _: None)
+  saved = json.loads((tmp_path / "bench.json").read_text())
+  md = (tmp_path / "bench.md").read_text()
+  assert set(saved["pareto"]) == {"4x12", "12x4"}
+  rows = saved["pareto"]["4x12"]
+  assert len(rows) == 2 + 2 * 2  # exact methods + presets × steps.
+  for r in rows:
+    assert r["ms"] > 0 and set(r["err"]) == {"gaussian", "logspace"}
+  exact = [r for r in rows if r["method"] == "svd"][0]
+  assert exact["err"]["gaussian"] < 1e-5  # The exact method is exact.
+  assert {r["layout"] for r in saved["muon"]} == {"per_layer", "stacked"}
+  for r in saved["muon"]:
+    # Same settings as optax: the updates agree to float32 rounding.
+    assert r["max_rel_diff"] < 1e-4
+    assert r["ratio"] == pytest.approx(r["ours_ms"] / r["optax_ms"])
+  assert len(saved["throughput"]) == 2 and saved["gpt_train_step"] is None
+  assert saved["machine"]["nproc"] >= 1
+  for section in ("Pareto", "throughput", "optax.contrib.muon", "GPT"):
+    assert section in md
+  assert bench.summary_lines(res)
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_pareto_front_is_non_dominated():
+  rows = [{"ms": t, "err": {"gaussian": e}}
+          for t, e in [(1, 0.5), (2, 0.1), (3, 0.2), (0.5, 0.9), (2, 0.05)]]
+  front = bench.pareto_front(rows)
+  assert [(r["ms"], r["err"]["gaussian"]) for r in front] == [
+      (0.5, 0.9), (1, 0.5), (2, 0.05)]
+
+
+def test_test_matrices_spectra():
+  mats = bench.test_matrices((6, 9), np.random.default_rng(0))
+  s = np.linalg.svd(mats["logspace"].astype(np.float64), compute_uv=False)
+  np.testing.assert_allclose(s, np.logspace(0, -3, 6), rtol=1e-5)
+  assert mats["gaussian"].dtype == np.float32
+
+
+def test_muon_tree_flops_matches_issue_figure():
+  # Issue 7: the 6-layer width-256 tree's Newton–Schulz work is ≈ 28 GFLOP.
+  assert bench.muon_tree_flops(bench.SMALL_TREE_SHAPES, 6) / 1e9 == (
+      pytest.approx(28.2, abs=0.1))
+
+
+def test_main_rejects_bad_reps(tmp_path):
+  args = argparse.Namespace(quick=True, out=str(tmp_path), reps=0, seed=0)
+  with pytest.raises(UsageError, match="--reps"):
+    bench.main(args)
