@@ -96,6 +96,8 @@ def run(config: Config, out_dir: str) -> dict:
       x=st, xlabel="st(A)", ylabel=f"iterations to {config.target_fraction:g}·L₀",
       title="iterations to converge vs st(A)")
   axes[1].set_xscale("log")
+  from matplotlib.ticker import NullFormatter
+  axes[1].xaxis.set_minor_formatter(NullFormatter())
   for line in axes[1].get_lines():
     line.set_marker("o")
   fig_path = report.save_figure(fig, os.path.join(out_dir, "lambda_sweep.png"))

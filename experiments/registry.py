@@ -37,4 +37,5 @@ EXPERIMENT_MODULES: list[str] = [
     "experiments.dual_optimizer",
     "experiments.matrix_sensing",
     "experiments.regime",
+    "experiments.probe_advantage",
 ]

@@ -182,5 +182,5 @@ def main(args: argparse.Namespace) -> int:
       "Random streams differ from the authors' PyTorch code, so curves match "
       "the paper in shape and range, not point by point.")
   path, _ = report.write_report(out, results, header=header)
-  print(f"[reproduce] wrote {path}")
+  print(f"[reproduce] wrote {path} ({time.perf_counter() - start:.0f} s)")
   return 0

@@ -31,6 +31,9 @@ from spectral_jax.linalg import singular_values
 from spectral_jax.linalg import spectral_entropy
 from spectral_jax.linalg import stable_rank
 from spectral_jax.linalg import stable_rank_from_gram
+from spectral_jax.probe import ProbeReport
+from spectral_jax.probe import probe_model
+from spectral_jax.probe import probe_step
 from spectral_jax.robust import SkipNonFiniteState
 from spectral_jax.robust import skip_nonfinite
 from spectral_jax.transforms import orthogonalize_via_newton_schulz
@@ -72,6 +75,9 @@ __all__ = [
     "spectral_entropy",
     "stable_rank",
     "stable_rank_from_gram",
+    "ProbeReport",
+    "probe_model",
+    "probe_step",
     "SkipNonFiniteState",
     "skip_nonfinite",
 ]

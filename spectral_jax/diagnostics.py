@@ -20,8 +20,8 @@ Ten lines from a model to the verdict::
   import spectral_jax as sj
   from spectral_jax.models import GPT, GPTConfig
 
-  model = GPT(GPTConfig(n_layer=2, d_model=64, context=64), rngs=nnx.Rngs(0))
-  batch = jax.random.randint(jax.random.key(1), (8, 65), 0, 256)
+  model = GPT(GPTConfig(n_layer=2, d_model=32, context=32), rngs=nnx.Rngs(0))
+  batch = jax.random.randint(jax.random.key(1), (8, 33), 0, 256)
   def loss_fn(model, batch):
     logits = model(batch[:, :-1])
     return optax.softmax_cross_entropy_with_integer_labels(logits, batch[:, 1:]).mean()
@@ -159,7 +159,7 @@ def _pair(params: dict[Path, Any], inter: dict[Path, Any]):
 
 
 def capture_activations(model: nnx.Module, *args, one_hot: bool = True,
-                        flax_layers: bool = True,
+                        flax_layers: bool = True, jit: bool = True,
                         **kwargs) -> dict[Path, jax.Array]:
   """Runs ``model(*args, **kwargs)`` and returns each matrix's incoming activation.
 
@@ -169,6 +169,7 @@ def capture_activations(model: nnx.Module, *args, one_hot: bool = True,
     one_hot: give token tables their one-hot indicator matrix
       ``(rows, vocab)``; False gives the token ids ``(rows,)``.
     flax_layers: make plain ``nnx.Linear`` / ``nnx.Embed`` sow their inputs.
+    jit: run the forward pass under ``nnx.jit`` (keyword inputs are static).
 
   Returns:
     ``{param_path: A}`` with ``A`` of shape ``(*layers, rows, fan_in)``: rows
@@ -176,8 +177,11 @@ def capture_activations(model: nnx.Module, *args, one_hot: bool = True,
     axes of a stacked parameter. Matrices whose module sowed nothing are left
     out.
   """
+  def run(m, *a):
+    return nnx.capture(m, nnx.Intermediate)(*a, **kwargs)[1]
+
   with _sowing_flax_layers(flax_layers):
-    _, inter = nnx.capture(model, nnx.Intermediate)(*args, **kwargs)
+    inter = (nnx.jit(run) if jit else run)(model, *args)
   pairs = _pair(_flat(nnx.state(model, nnx.Param)), _flat(inter))
   out = {}
   for path, (p, a, _, tokens) in pairs.items():
@@ -212,13 +216,27 @@ def token_stable_rank(tokens: jax.Array, vocab_size: int) -> jax.Array:
   return jnp.reshape(jax.vmap(one)(flat), tokens.shape[:-1])
 
 
+def _stable_rank_from_gram(g: jax.Array) -> jax.Array:
+  """tr(G)/λ_max(G) for a PSD Gram matrix G; 0 for G = 0.
+
+  λ_max is read as the top singular value (equal for PSD G) rather than from
+  ``eigvalsh`` as in ``linalg.stable_rank_from_gram``: on XLA CPU (jax 0.10.2)
+  a program holding several ``eigh`` calls next to a model's backward pass was
+  seen to hang, while the same program with SVDs runs.
+  """
+  g = 0.5 * (g + jnp.swapaxes(g, -1, -2))
+  top = jnp.linalg.svd(g, compute_uv=False)[..., 0]
+  tr = jnp.trace(g, axis1=-2, axis2=-1)
+  return jnp.where(top > 0, tr / jnp.where(top > 0, top, 1), 0)
+
+
 def _activation_stable_rank(a: jax.Array, chunk_size, dtype) -> jax.Array:
   """st(A) for A of shape (*layers, rows, features) through a Gram matrix."""
   rows, feats = a.shape[-2:]
   if chunk_size is None and rows < feats:
-    return linalg.stable_rank_from_gram(linalg.gram(a, dtype=dtype))
+    return _stable_rank_from_gram(linalg.gram(a, dtype=dtype))
   # Features × features, accumulated over token chunks.
-  return linalg.stable_rank_from_gram(
+  return _stable_rank_from_gram(
       linalg.gram(jnp.swapaxes(a, -1, -2), chunk_size=chunk_size, dtype=dtype))
 
 

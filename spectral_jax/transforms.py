@@ -9,8 +9,13 @@ orthogonalised on its own.
 
 Leaves whose reshaped shapes (and dtypes) are equal are concatenated along the
 batch axis and orthogonalised in ONE batched call, then split back: the maths
-is per matrix, so the result is the per-leaf result, but a model with 24 equal
-attention projections costs one kernel launch instead of 24.
+is per matrix, so the result is the per-leaf result (to float rounding: the
+kernels' batch size changes), but a model with 24 equal attention projections
+costs one kernel launch instead of 24.
+
+Non-finite input: a matrix slice holding a NaN or inf gets an all-NaN update
+(as in optax); every other slice, leaf and batched group is unaffected. Wrap
+the optimizer in ``optax.apply_if_finite`` to skip such steps instead.
 
 Contents:
   * ``scale_by_polar``: ``G ↦ polar(G)`` (exact or Newton–Schulz).
@@ -65,7 +70,7 @@ PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
 MUON_POLAR_METHODS = ("newton_schulz", "svd", "eigh", "qdwh")
 EXACT_POLAR_METHODS = ("svd", "eigh", "qdwh")
 # optax.contrib.muon's presets keep optax's ns_steps semantics: a single row
-# repeats ns_steps times, a (k, 3) table runs its k rows and needs k <= ns_steps.
+# repeats ns_steps times; a (k, 3) table runs its k rows, needing k <= ns_steps.
 _DEFAULT_NS_COEFFS = (3.4445, -4.7750, 2.0315)
 _OPTAX_PRESETS = {
     "standard": _DEFAULT_NS_COEFFS,
@@ -275,7 +280,8 @@ def matrix_shape(shape: Sequence[int], dim_nums: MuonDimensionNumbers | None,
 def compute_muon_reshape(
     x: jax.Array, dim_nums: MuonDimensionNumbers | None, path=""
 ) -> tuple[ReshapeFn, ReshapeFn]:
-  """``(reshape_fn, inverse_fn)`` between ``x`` and ``(batch, fan_in, fan_out)``.
+  """``(reshape_fn, inverse_fn)`` between ``x`` and ``(batch, fan_in,
+  fan_out)``.
 
   Same contract as optax's private ``_compute_muon_reshape``: batch axes come
   first (in their original order), then the reduction axes, then the output
@@ -409,14 +415,15 @@ def _ns_preconditioned(x, rows, preconditioning, eps, safety=1.0,
     den = norm * safety + eps
     ok = den > 0  # eps = 0 and G = 0: return 0, not NaN.
     x = jnp.where(ok, wide / jnp.where(ok, den, 1), 0).astype(dtype)
-  if isinstance(rows, (jax.Array, np.ndarray)) and not isinstance(
-      rows, np.ndarray):
-    rows = rows.astype(dtype)
-    steps = [tuple(rows[i, j] for j in range(3)) for i in range(rows.shape[0])]
-  else:
+  if isinstance(rows, jax.Array):  # Traced coefficients (optax allows it).
+    table = rows.astype(dtype)
+    steps = [tuple(table[i]) for i in range(table.shape[0])]
+  else:  # Python floats: weakly typed, so they take x's dtype, as in optax.
     steps = [tuple(float(v) for v in r) for r in rows]
+    table = jnp.asarray(steps, dtype=dtype)
   if n_steps is not None:
-    table = jnp.asarray(rows, dtype=dtype)
+    # Traced step count (inject_hyperparams): first step unrolled (it may be
+    # preconditioned), the rest in a loop, row min(i, last) at step i.
     last = len(steps) - 1
     body = lambda i, y: _ns_step(y, *table[jnp.minimum(i, last)])
     first = {"aol": _aol_first_step,

@@ -27,7 +27,7 @@ def rng(request):
   request.node.user_properties.append(("seed", seed))
   return np.random.default_rng(seed)
 
-EXACT = ("svd", "qdwh", "eigh", "auto")
+EXACT = ("svd", "qdwh", "eigh")  # "auto" is one of these: tested apart.
 
 
 def ref_polar(g, rtol=1e-10):
@@ -142,6 +142,9 @@ def test_eigh_float64_agrees_with_svd_to_1e10(rng):
 def test_auto_is_exact(rng):
   g = gaussian(rng, (3, 20, 64))
   assert rel_err(linalg.polar(jnp.asarray(g), "auto"), ref_polar(g)) <= 1e-5
+  tiny = linalg.polar(jnp.asarray(g * np.float32(1e-30)), "auto")
+  assert rel_err(tiny, ref_polar(g)) <= 1e-5
+  assert not np.any(linalg.polar(jnp.zeros((4, 6), jnp.float32), "auto"))
 
 
 # --------------------------------------------------------- Newton–Schulz ---
@@ -216,15 +219,15 @@ def test_custom_array_schedule(rng):
 
 
 @pytest.mark.parametrize("gram_form", [False, True])
-@pytest.mark.parametrize("coeffs", ["jordan", "polar_express", "dion"])
+@pytest.mark.parametrize("coeffs", ["jordan", "dion"])
 def test_newton_schulz_batched_equals_per_slice(rng, coeffs, gram_form):
   g = gaussian(rng, (3, 2, 10, 24))
-  out = np.asarray(linalg.newton_schulz(jnp.asarray(g), coeffs=coeffs,
-                                        gram_form=gram_form))
+  fn = jax.jit(lambda x: linalg.newton_schulz(x, coeffs=coeffs,
+                                              gram_form=gram_form))
+  out = np.asarray(fn(jnp.asarray(g)))
   for i in range(3):
     for j in range(2):
-      one = linalg.newton_schulz(jnp.asarray(g[i, j]), coeffs=coeffs,
-                                 gram_form=gram_form)
+      one = fn(jnp.asarray(g[i, j]))
       np.testing.assert_allclose(out[i, j], one, rtol=1e-5, atol=1e-6)
 
 

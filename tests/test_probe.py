@@ -267,3 +267,51 @@ def test_spiked_one_step_favours_spectral(rng):
   assert r["nr"] >= 2 * r["st"]
   assert r["paper_ratio"] > 1.0
   assert r["paper_agrees"]
+
+
+def _tiny_config(**kw):
+  from experiments import probe_advantage as pa
+  base = dict(rf_k=16, rf_d=8, rf_n=40, rf_steps=10, rf_probe_every=5,
+              spiked_dims=(16,), spiked_probe_steps=(0, 1), mlp_d=6,
+              mlp_hidden=12, mlp_n=32, mlp_steps=3, mlp_probes=2,
+              line_search=False, gpt=False)
+  base.update(kw)
+  return pa.Config(**base)
+
+
+def test_experiment_tiny(tmp_path):
+  import json
+  import os
+  from experiments import probe_advantage as pa
+  res = pa.run(_tiny_config(), tmp_path)
+  assert set(res) >= {"claims", "figures", "summary", "metrics"}
+  for f in res["figures"]:
+    assert os.path.getsize(f) > 0
+  with open(tmp_path / "metrics.jsonl") as f:
+    rows = [json.loads(line) for line in f]
+  models = {r["model"] for r in rows}
+  assert models == {"E1 RF-ReLU", "spiked", "E4 MLP"}
+  # E1: probe steps 0, 1, 2, 3, 5, 10 (one matrix); E4: W_1..W_3 at 2 points.
+  assert sum(r["model"] == "E1 RF-ReLU" for r in rows) == 6
+  assert sum(r["model"] == "E4 MLP" for r in rows) == 6
+  ids = {c["id"] for c in res["claims"]}
+  assert {"P10-E1-paper", "P10-E1-best", "P10-E4-paper", "P10-interval",
+          "P10-bounds"} <= ids
+  # Exact quadratic models: the guarantees hold on every probed pair.
+  bounds = next(c for c in res["claims"] if c["id"] == "P10-bounds")
+  assert bounds["holds"] is True
+  agree = res["metrics"]["agreement"]["E1 RF-ReLU"]["paper"]
+  assert 0 <= agree["agree"] <= agree["total"] == 6
+  assert "GPT: not run" in res["summary"]
+
+
+@pytest.mark.slow
+def test_experiment_tiny_with_gpt(tmp_path):
+  res_cfg = _tiny_config(gpt=True, gpt_n_layer=1, gpt_d_model=16,
+                         gpt_n_head=2, gpt_context=8, gpt_batch=2,
+                         gpt_probe_steps=(0, 1), gpt_corpus_bytes=50_000)
+  from experiments import probe_advantage as pa
+  res = pa.run(res_cfg, tmp_path)
+  gpt = res["metrics"]["pairs"]["GPT"]
+  # 2 probes × (q, k, v, o, fc, proj on 1 layer + lm_head + embedding).
+  assert gpt == 2 * 8

@@ -92,8 +92,11 @@ def test_orthogonalize_matches_optax(rng, preconditioning):
   cases = [(_randn(rng, (6, 10)), None, coeffs, 5),
            (_randn(rng, (10, 6)), None, table, 5),
            (_randn(rng, (3, 4, 2, 5)), DN((0, 3), 1), coeffs, 3)]
-  if preconditioning != "schatten":  # optax's complex Schatten step: below.
+  if preconditioning in ("frobenius", "aol"):
+    # (optax's complex Schatten step differs by design: see below.)
     cases.append((_randn(rng, (5, 7), jnp.complex64), None, coeffs, 5))
+  if preconditioning != "frobenius":
+    del cases[2]  # The reshape path does not depend on preconditioning.
   for x, dims, c, steps in cases:
     ours = spectral_jax.orthogonalize_via_newton_schulz(
         x, c, steps, preconditioning, 1e-8, dims)
@@ -123,8 +126,8 @@ def test_complex_schatten_is_unitarily_equivariant(rng):
 def test_scale_by_muon_matches_optax_with_dimension_numbers(rng):
   params = {"w": _randn(rng, (3, 6, 4)), "v": _randn(rng, (4, 5, 2))}
   dims = {"w": DN(1, (0, 2)), "v": DN((0, 2), 1)}
-  for kw in ({}, {"adaptive": True, "nesterov": False},
-             {"preconditioning": "aol"}):
+  for kw in ({}, {"adaptive": True, "nesterov": False,
+                 "preconditioning": "aol"}):
     ours = spectral_jax.scale_by_muon(weight_dimension_numbers=dims, **kw)
     ref = optax.contrib.scale_by_muon(weight_dimension_numbers=dims, **kw)
     s_o, s_r = ours.init(params), ref.init(params)
@@ -152,7 +155,7 @@ def test_scale_by_shape_matches_optax(rng):
 def test_traced_ns_steps_equal_static(rng):
   # optax.inject_hyperparams injects ns_steps: under jit it is a tracer.
   g = {"w": _randn(rng, (6, 9)), "t": _randn(rng, (9, 4))}
-  for kw in ({}, {"preconditioning": "aol"}, {"ns_coeffs": "polar_express"}):
+  for kw in ({}, {"preconditioning": "aol", "ns_coeffs": "polar_express"}):
     static = spectral_jax.scale_by_muon(ns_steps=4, **kw)
     want, _ = static.update(g, static.init(g))
 
@@ -167,10 +170,10 @@ def test_traced_ns_steps_equal_static(rng):
 
 
 # ------------------------------------------------------------- batching ---
-@pytest.mark.parametrize("kw", [{}, {"preconditioning": "aol"},
-                                {"preconditioning": "spectral"},
-                                {"polar_method": "svd"},
-                                {"ns_coeffs": "polar_express"}],
+@pytest.mark.parametrize("kw", [
+    {}, {"preconditioning": "aol"}, {"polar_method": "svd"},
+    pytest.param({"preconditioning": "spectral"}, marks=pytest.mark.slow),
+    pytest.param({"ns_coeffs": "polar_express"}, marks=pytest.mark.slow)],
                          ids=lambda kw: ",".join(kw.values()) or "default")
 def test_grouped_equals_per_leaf(rng, kw):
   # Three (8, 12) leaves and a stacked (2, 8, 12) leaf read per layer: one
@@ -259,15 +262,15 @@ def test_compute_dtype_bfloat16(rng):
 
 # ------------------------------------------------- zero and non-finite ----
 def test_zero_inputs_give_zero_for_every_method():
-  z = {"w": jnp.zeros((4, 6), jnp.float32), "s": jnp.zeros((2, 5, 3))}
-  dims = {"w": DN(), "s": DN(1, 2)}
+  z = {"s": jnp.zeros((2, 5, 3), jnp.float32)}
+  dims = {"s": DN(1, 2)}
   txs = [spectral_jax.scale_by_polar(m, weight_dimension_numbers=dims)
          for m in ("svd", "eigh", "qdwh", "newton_schulz")]
   txs += [spectral_jax.scale_by_polar("newton_schulz", eps=None,
                                       ns_coeffs="polar_express",
                                       weight_dimension_numbers=dims)]
-  txs += [spectral_jax.scale_by_specgd(m, 2.0, weight_dimension_numbers=dims)
-          for m in ("svd", "newton_schulz")]
+  txs += [spectral_jax.scale_by_specgd("svd", 2.0,
+                                       weight_dimension_numbers=dims)]
   txs += [spectral_jax.scale_by_muon(preconditioning=p, adaptive=True,
                                      weight_dimension_numbers=dims)
           for p in ("frobenius", "spectral", "aol", "schatten")]

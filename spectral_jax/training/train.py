@@ -104,7 +104,7 @@ class TrainConfig:
   # Data.
   data: str = "stdlib"
   batch_size: int = 16
-  steps: int = 600
+  steps: int = 300
   seed: int = 0
   # Optimiser.
   optimizer: str = "muon"
@@ -122,8 +122,8 @@ class TrainConfig:
   ns_steps: int = 5
   # Bookkeeping.
   log_every: int = 10
-  eval_every: int = 100
-  val_batches: int = 8
+  eval_every: int = 50
+  val_batches: int = 4
   track_every: int = 100
   ckpt_every: int = 0
   mesh: str = ""
@@ -158,8 +158,9 @@ class TrainConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Sized so the whole default run (compile, 600 steps, tracking, eval,
-    # figures) fits in 10 minutes on 2 CPU cores; see the module's report.
+    # Sized so the whole default run (compile, 300 steps, tracking, eval,
+    # figures) fits in 10 minutes on 2 shared CPU cores (measured: see
+    # experiments/train_gpt.py).
     "cpu-small": {},
     # GPT-2 small (124M) for an accelerator: 12 × 768, 12 heads, context 1024,
     # modded-nanogpt's optimiser settings. Expects --data DIR of FineWeb shards.
@@ -370,7 +371,8 @@ def make_train_step(graphdef, tx):
 def make_track_fn(graphdef):
   """``track(params, rest, x, y) -> (loss, st, nr)`` for one tracked step.
 
-  ``st``: stable rank of every captured activation (features = last axis,
+  Not jitted as a whole (see the comment inside). ``st``: stable rank of
+  every captured activation (features = last axis,
   tokens = the (B, T) axes, any leading axis = layer), via the Gram matrix
   accumulated in float32; integer activations (token ids) give the
   token-indicator stable rank n / max_count. ``nr``: nuclear rank of every raw
@@ -385,30 +387,41 @@ def make_track_fn(graphdef):
     _, inter = nnx.capture(model, nnx.Intermediate)(x)
     return nnx.to_pure_dict(inter)
 
-  def track(params, rest, x, y):
+  def collect(params, rest, x, y):
     # Gradients from the plain loss, activations from a second forward pass:
     # differentiating through ``nnx.capture`` hung XLA:CPU (flax 0.12.8).
     loss, grads = jax.value_and_grad(loss_fn)(params, rest, x, y)
     inter = capture(params, rest, x)
     n_tok = x.size
-    st = {}
+    grams, token_st = {}, {}
     for path, a in jax.tree_util.tree_flatten_with_path(inter)[0]:
       name = "/".join(p for p in _path_str(path).split("/") if not p.isdigit())
+      if any(name.endswith(k) for k in _DUPLICATE_INPUTS):
+        continue
       if jnp.issubdtype(a.dtype, jnp.integer):
         flat = a.reshape(-1)
         counts = jnp.bincount(flat, length=_vocab_guess(params))
-        st[name] = flat.shape[0] / jnp.max(counts)
+        token_st[name] = flat.shape[0] / jnp.max(counts)
         continue
-      lead = a.shape[:-1]
-      mats = a.reshape(-1, n_tok, a.shape[-1]) if len(lead) > 2 else \
-          a.reshape(1, -1, a.shape[-1])
-      g = linalg.gram(jnp.swapaxes(mats, -1, -2), dtype=jnp.float32)
-      val = linalg.stable_rank_from_gram(g)
-      st[name] = val if len(lead) > 2 else val[0]
+      mats = a.reshape(-1, n_tok, a.shape[-1])  # (layers or 1, tokens, d)
+      grams[name] = linalg.gram(jnp.swapaxes(mats, -1, -2), dtype=jnp.float32)
     if "wte" in params and "embedding" in params["wte"]:
-      emb = params["wte"]["embedding"][x].reshape(n_tok, -1)
-      st["wte/output"] = linalg.stable_rank_from_gram(
-          linalg.gram(emb.T.astype(jnp.float32), dtype=jnp.float32))
+      emb = params["wte"]["embedding"][x].reshape(1, n_tok, -1)
+      grams["wte/output"] = linalg.gram(
+          jnp.swapaxes(emb, -1, -2).astype(jnp.float32), dtype=jnp.float32)
+    return loss, grams, token_st, grads
+
+  collect = jax.jit(collect)
+
+  def track(params, rest, x, y):
+    loss, grams, token_st, grads = collect(params, rest, x, y)
+    # The eigen/singular-value solves run one per dispatch, outside the big
+    # program: many LAPACK custom calls inside one XLA:CPU program next to
+    # the captured forward pass stalled for minutes on a loaded machine.
+    st = dict(token_st)
+    for name, g in grams.items():
+      val = linalg.stable_rank_from_gram(g)
+      st[name] = val if val.shape[0] > 1 else val[0]
     nr = {}
     for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
       g = g.astype(jnp.float32)
@@ -420,6 +433,11 @@ def make_track_fn(graphdef):
     return loss, st, nr
 
   return track
+
+
+# In GPT, W_Q, W_K, W_V and W_O all multiply the same A_rms (gpt.py's table);
+# their sown inputs are one array, so only W_Q's is measured.
+_DUPLICATE_INPUTS = ("attn/k/inputs", "attn/v/inputs", "attn/o/inputs")
 
 
 def _vocab_guess(params) -> int:
@@ -515,7 +533,7 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
   step_fn = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0,),
                     out_shardings=(state_shardings, None))
   eval_fn = jax.jit(make_loss_fn(graphdef))
-  track_fn = jax.jit(make_track_fn(graphdef))
+  track_fn = make_track_fn(graphdef)
 
   checkpointer = ckpt_lib.Checkpointer(ckpt_dir) if (
       config.ckpt_every or resume or stop_after is not None) else None
