@@ -456,12 +456,22 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
 
 
 # --------------------------------------------------------------------- CLI ---
+def _positive_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
+  return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--quick", action="store_true",
                       help="small CPU run: fewer steps/reps, no GPT-2 tree")
   parser.add_argument("--out", required=True, metavar="DIR",
                       help="directory for bench.json and bench.md")
-  parser.add_argument("--reps", type=int, default=None,
+  parser.add_argument("--reps", type=_positive_int, default=None,
                       help="timed calls per measurement (median)")
   parser.add_argument("--seed", type=int, default=0)
 

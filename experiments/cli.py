@@ -11,6 +11,10 @@ import argparse
 import importlib
 import sys
 
+# Defined in its own module so that `python -m experiments.cli` (where this
+# module is __main__) and subcommands share one class.
+from experiments.errors import UsageError
+
 _SUBCOMMANDS = {
     "reproduce": ("experiments.reproduce",
                   "run the papers' experiments and write report.md"),
@@ -27,9 +31,6 @@ class _Parser(argparse.ArgumentParser):
   def error(self, message):
     self.exit(2, f"{self.prog}: error: {message}\n")
 
-
-class UsageError(Exception):
-  """Raised by a subcommand for bad user input: printed in one line, exit 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,6 +62,10 @@ class Config:
   hidden: int = 64
   power_iters: int = 20
   layer_curvature: bool = False  # per-layer λ_max too (one compile each).
+  # Diagnostic third arm: Muon at η on hidden matrices, the rest at this
+  # fixed SGD step (None: no such arm). Separates Muon's own stability from
+  # that of the SGD-trained head and biases at large η.
+  rest_lr: float | None = 0.03
   data: str | None = None     # None: digits; else a CIFAR-10 pickle folder.
   eval_size: int = 2000       # test images scored per epoch (all for digits).
   seed: int = 0
@@ -89,9 +93,13 @@ def sgd_all(config: Config, specs) -> optax.GradientTransformation:
 
 
 def muon_hidden_sgd_rest(config: Config, specs, *,
-                         polar_method: str = "newton_schulz"
-                         ) -> optax.GradientTransformation:
-  """Muon (scale_by_muon + shape scaling) on spec'd leaves, SGD elsewhere."""
+                         polar_method: str = "newton_schulz",
+                         sgd_lr: float = 1.0) -> optax.GradientTransformation:
+  """Muon (scale_by_muon + shape scaling) on spec'd leaves, SGD elsewhere.
+
+  Both branches at learning rate 1 (the sweep scales them by η), unless
+  ``sgd_lr`` fixes the SGD branch's own step.
+  """
   param_labels = lambda p: jax.tree.map(
       lambda s, sub: jax.tree.map(lambda _: "sgd" if s is None else "muon",
                                   sub), specs, p, is_leaf=_is_spec)
@@ -106,7 +114,8 @@ def muon_hidden_sgd_rest(config: Config, specs, *,
       spectral_jax.scale_by_shape(weight_dimension_numbers=dims),
       optax.scale_by_learning_rate(1.0))
   return optax.partition({"muon": muon,
-                          "sgd": optax.sgd(1.0, momentum=config.sgd_momentum)},
+                          "sgd": optax.sgd(sgd_lr,
+                                           momentum=config.sgd_momentum)},
                          param_labels)
 
 
@@ -312,13 +321,19 @@ def run(config: Config, out_dir: str) -> dict:
                                       iters=config.power_iters,
                                       seed=config.seed,
                                       per_layer=config.layer_curvature)
-    for arm, tx in (("sgd", sgd_all(config, specs)),
-                    ("muon", muon_hidden_sgd_rest(config, specs))):
+    arms = [("sgd", sgd_all(config, specs), None),
+            ("muon", muon_hidden_sgd_rest(config, specs), None)]
+    if config.rest_lr is not None:
+      mask = jax.tree.map(lambda s, _: s is not None, specs, params,
+                          is_leaf=_is_spec)
+      arms.append(("muon_fixed_rest", muon_hidden_sgd_rest(
+          config, specs, sgd_lr=config.rest_lr), mask))
+    for arm, tx, lr_mask in arms:
       t0 = time.perf_counter()
       res = train_lr_sweep(model, apply, tx, config.lrs, data,
                            epochs=config.epochs, batch_size=config.batch_size,
                            seed=config.seed, eval_size=config.eval_size,
-                           desc=f"{model_name}/{arm}")
+                           lr_mask=lr_mask, desc=f"{model_name}/{arm}")
       div, at = diverged_within(res["loss"], config.window, config.blowup)
       spe = res["steps_per_epoch"]
       for i, lr in enumerate(config.lrs):
@@ -343,11 +358,14 @@ def run(config: Config, out_dir: str) -> dict:
   # ---- figures: final accuracy vs η, and first-window losses.
   fig, axes = report.subplots(len(config.models))
   for ax, model_name in zip(axes, config.models):
-    for arm, style in (("sgd", "o-"), ("muon", "s-")):
+    for arm, style, label in (
+        ("sgd", "o-", "SGD"), ("muon", "s-", "Muon (hidden) + SGD (rest)"),
+        ("muon_fixed_rest", "^--",
+         f"Muon (hidden) + SGD (rest, fixed η={config.rest_lr:g})")):
       acc = [r["final_test_acc"] for r in rows
              if r["model"] == model_name and r["arm"] == arm]
-      ax.plot(config.lrs, acc, style, label=arm.upper() if arm == "sgd"
-              else "Muon (hidden) + SGD (rest)")
+      if acc:
+        ax.plot(config.lrs, acc, style, label=label)
     ax.set(xscale="log", xlabel="learning rate η (same for both arms)",
            ylabel="final test accuracy", ylim=(0, 1.02),
            title=f"{model_name.upper()} on {data.name}, {config.epochs} "
@@ -416,6 +434,25 @@ def run(config: Config, out_dir: str) -> dict:
         earlier > later if faster else None,
         f"milestone = highest of {list(config.milestones)} reached by stable "
         f"SGD (top {top:.0%}); Muon earlier at more η than later"))
+    fixed = get("muon_fixed_rest")
+    if fixed:
+      ok = [f["lr"] for s, f in zip(sgd, fixed) if s["diverged"]
+            and not f["diverged"] and not f["collapsed"]]
+      claims.append(report.claim(
+          f"C23c-{model_name}", NAME,
+          f"{model_name.upper()} (diagnostic): with biases and head at a "
+          f"fixed SGD step {config.rest_lr:g}, Muon on the hidden matrices "
+          f"trains at some η where SGD on everything diverges",
+          "not in paper 2: separates Muon's stability from the SGD-trained "
+          "head's at large η",
+          "final acc (η, SGD, Muon+fixed rest): " + ", ".join(
+              f"({s['lr']:g}, {s['final_test_acc']:.2f}"
+              f"{'†' if s['diverged'] else ''}, {f['final_test_acc']:.2f}"
+              f"{'†' if f['diverged'] else ''})"
+              for s, f in zip(sgd, fixed) if s["lr"] >= 0.1)
+          + " († = diverged in the first steps)",
+          bool(ok), "at least one η where SGD diverges and this arm neither "
+          "diverges nor ends at chance accuracy"))
   summary = (
       f"**Reconstructed protocol** (SPEC §3.3 [R]; paper 2's CIFAR-Net and "
       f"schedule are unknown). Data: {data.name} ({len(data.y_train)} train / "
@@ -426,7 +463,10 @@ def run(config: Config, out_dir: str) -> dict:
       f"(momentum {config.sgd_momentum}) on everything vs Muon (β = "
       f"{config.muon_beta}, Nesterov, Newton–Schulz, `spectral_jax."
       f"scale_by_muon` + `scale_by_shape`) on hidden matrices — conv kernels "
-      f"as out × (in·kh·kw) — plus the same SGD on biases and head. Diverged "
+      f"as out × (in·kh·kw) — plus the same SGD on biases and head"
+      + (f"; diagnostic third arm: the same Muon at η with biases and head "
+         f"at a fixed SGD step {config.rest_lr:g}" if config.rest_lr else "")
+      + f". Diverged "
       f"= NaN or loss > {config.blowup:g}× initial within {config.window} "
       f"steps. Hessian λ_max at init by power iteration on HVPs: "
       + ", ".join(f"{k} {v['network']['lambda_max']:.3g}"

@@ -156,6 +156,14 @@ def run(config: Config, out_dir: str) -> dict:
                                 [x["final_test_acc"] for x in rows
                                  if x["arm"] == a], config.plateau_tol)
              for a in arms}
+  # The same width read off the (smoother) test loss: within 25% of best.
+  plateau_loss = {}
+  for a in arms:
+    lrs_a = np.array([x["lr"] for x in rows if x["arm"] == a])
+    tl = np.nan_to_num(np.array([x["final_test_loss"] for x in rows
+                                 if x["arm"] == a], float), nan=np.inf)
+    good = lrs_a[tl <= 1.25 * tl.min()]
+    plateau_loss[a] = float(np.log10(good.max() / good.min()))
   ba, bm = best["adamw"], best["muon"]
   winner = ("AdamW" if ba["final_test_acc"] > bm["final_test_acc"] else
             "Muon" if bm["final_test_acc"] > ba["final_test_acc"] else "tie")
@@ -175,7 +183,9 @@ def run(config: Config, out_dir: str) -> dict:
           "C27b", NAME, "Muon's good-LR plateau is broader than AdamW's",
           "paper 3 (NanoGPT): Muon has a broad LR plateau; not stated for ViT",
           f"plateau width (decades, acc within {config.plateau_tol:g} of "
-          f"best): Muon {plateau['muon']:.2f}, AdamW {plateau['adamw']:.2f} "
+          f"best): Muon {plateau['muon']:.2f}, AdamW {plateau['adamw']:.2f}; "
+          f"by test loss (within 25% of best): Muon "
+          f"{plateau_loss['muon']:.2f}, AdamW {plateau_loss['adamw']:.2f} "
           f"(grids span {np.log10(max(config.muon_lrs) / min(config.muon_lrs)):.1f}"
           f" decades each)", plateau["muon"] > plateau["adamw"],
           "strictly wider plateau"),
@@ -207,6 +217,7 @@ def run(config: Config, out_dir: str) -> dict:
       f"(NanoGPT-124M, 5k steps) is not run here: it needs a GPU.**")
   metrics = {"best": {a: {k: best[a][k] for k in (
       "lr", "final_test_acc", "final_test_loss", "block_stable_rank")}
-      for a in arms}, "plateau_decades": plateau, "init_stable_rank": st0}
+      for a in arms}, "plateau_decades": plateau,
+      "plateau_decades_loss": plateau_loss, "init_stable_rank": st0}
   return {"claims": claims, "figures": [f1], "summary": summary,
           "metrics": metrics}

@@ -12,6 +12,13 @@ from spectral_jax.curvature import average_singular_value
 from spectral_jax.curvature import hessian_lambda_max
 from spectral_jax.curvature import hvp
 from spectral_jax.curvature import step_threshold
+from spectral_jax.diagnostics import LayerwiseReport
+from spectral_jax.diagnostics import capture_activations
+from spectral_jax.diagnostics import layerwise_report
+from spectral_jax.diagnostics import monitor_nuclear_rank
+from spectral_jax.gating import gated_spectral
+from spectral_jax.gating import gated_specgd
+from spectral_jax.gating import stable_rank_tree
 from spectral_jax.labels import MuonDimensionNumbers
 from spectral_jax.labels import describe
 from spectral_jax.labels import nnx_dimension_numbers
@@ -45,6 +52,13 @@ from spectral_jax.transforms import scale_by_specgd
 __version__ = "0.1.0"
 
 __all__ = [
+    "LayerwiseReport",
+    "capture_activations",
+    "layerwise_report",
+    "monitor_nuclear_rank",
+    "gated_spectral",
+    "gated_specgd",
+    "stable_rank_tree",
     "average_singular_value",
     "hessian_lambda_max",
     "hvp",

@@ -18,9 +18,7 @@ jax.config.update("jax_enable_x64", True)
 def rng(request):
   seed = int.from_bytes(os.urandom(4), "little")
   request.node.user_properties.append(("seed", seed))
-  gen = np.random.default_rng(seed)
-  gen.seed_value = seed
-  return gen
+  return np.random.default_rng(seed)
 
 
 def pytest_runtest_makereport(item, call):

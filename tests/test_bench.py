@@ -12,14 +12,14 @@ from experiments.cli import UsageError
 
 def test_bench_run_writes_reports(tmp_path):
   cfg = bench.BenchConfig(
-      reps=1, shapes=((4, 12), (12, 4)), steps=(3, 5),
+      reps=1, shapes=((12, 4),), steps=(3, 5),
       presets=(("jordan", "frobenius"), ("polar_express", "schatten8")),
       exact=("svd", "auto"), layers=2)
   res = bench.run(cfg, str(tmp_path), log=lambda _: None)
   saved = json.loads((tmp_path / "bench.json").read_text())
   md = (tmp_path / "bench.md").read_text()
-  assert set(saved["pareto"]) == {"4x12", "12x4"}
-  rows = saved["pareto"]["4x12"]
+  assert set(saved["pareto"]) == {"12x4"}
+  rows = saved["pareto"]["12x4"]
   assert len(rows) == 2 + 2 * 2  # exact methods + presets × steps.
   for r in rows:
     assert r["ms"] > 0 and set(r["err"]) == {"gaussian", "logspace"}
@@ -30,7 +30,8 @@ def test_bench_run_writes_reports(tmp_path):
     # Same settings as optax: the updates agree to float32 rounding.
     assert r["max_rel_diff"] < 1e-4
     assert r["ratio"] == pytest.approx(r["ours_ms"] / r["optax_ms"])
-  assert len(saved["throughput"]) == 2 and saved["gpt_train_step"] is None
+  assert len(saved["throughput"]) == 1 and saved["gpt_train_step"] is None
+  assert len(saved["forms"]) == 4  # {jordan, polar_express} × {direct, gram}.
   assert saved["machine"]["nproc"] >= 1
   for section in ("Pareto", "throughput", "optax.contrib.muon", "GPT"):
     assert section in md
@@ -63,3 +64,12 @@ def test_main_rejects_bad_reps(tmp_path):
   args = argparse.Namespace(quick=True, out=str(tmp_path), reps=0, seed=0)
   with pytest.raises(UsageError, match="--reps"):
     bench.main(args)
+
+
+def test_cli_rejects_bad_reps_in_one_line(capsys):
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  with pytest.raises(SystemExit) as exc:
+    cli.main(["bench", "--quick", "--out", "unused", "--reps", "0"])
+  assert exc.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert "--reps" in err and len(err.splitlines()) == 1

@@ -275,3 +275,23 @@ def test_cli_usage_errors(tmp_path, launcher, case):
   line = _assert_one_line_error(_cli(args, launcher, tmp_path))
   assert __import__("re").search(pattern, line), line
   assert not (tmp_path / "no_such_exp").exists()
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["--steps", "-1"], r"steps must be an int >= 0, got -1"),
+    (["--optimizer", "sgd"], r"optimizer must be one of .*'sgd'"),
+    (["--data", "/nonexistent/corpus.txt"],
+     r"--data '/nonexistent/corpus.txt': no such file"),
+    (["--compare", "adamw,lion"], r"--compare 'adamw,lion'.*allowed"),
+    (["--n-layer", "two"], r"--n-layer: invalid int value: 'two'"),
+], ids=["negative-steps", "unknown-optimizer", "missing-data-file",
+        "unknown-compare", "non-int"])
+def test_cli_train_gpt_bad_input(tmp_path, args, pattern):
+  out = tmp_path / "run"
+  proc = _cli(["train-gpt", "--out", str(out), "--no-progress", *args],
+              "entry", tmp_path)
+  line = _assert_one_line_error(proc)
+  assert __import__("re").search(pattern, line), line
+  # Nothing half-written: at most the (empty) folder and its lock file.
+  leftovers = sorted(p.name for p in out.iterdir()) if out.exists() else []
+  assert set(leftovers) <= {".lock"}, leftovers

@@ -62,19 +62,22 @@ _TINY = dict(n_layer=1, n_head=2, d_model=32, context=16, batch_size=4,
              log_every=2, ckpt_every=2, warmup_steps=2,
              momentum_warmup_steps=2)
 
-_TRAIN_SCRIPT = textwrap.dedent("""
-    import json, sys
-    from spectral_jax.training import preset, train_gpt
-    cfg = preset("cpu-small", **json.loads(sys.argv[2]))
-    train_gpt(cfg, sys.argv[1], resume=sys.argv[3] == "1", progress=False,
-              plots=False)
-""")
+_ENTRY = "import sys; from experiments.cli import main; sys.exit(main())"
 
 
 def _train_cmd(out, resume=False, **overrides):
+  """`spectral-jax train-gpt` on the tiny config (flags = TrainConfig fields).
+
+  Launched as the console script does (experiments.cli:main), not with
+  `python -m experiments.cli`, whose UsageError handling is broken (see
+  test_config_errors.py::test_cli_usage_errors).
+  """
   cfg = dict(_TINY, **overrides)
-  return [sys.executable, "-c", _TRAIN_SCRIPT, str(out), json.dumps(cfg),
-          "1" if resume else "0"]
+  flags = []
+  for key, value in cfg.items():
+    flags += ["--" + key.replace("_", "-"), str(value)]
+  return [sys.executable, "-c", _ENTRY, "train-gpt", "--out", str(out),
+          "--no-progress", *flags, *(["--resume"] if resume else [])]
 
 
 def _tiny_config(**overrides):
@@ -93,6 +96,20 @@ def test_second_run_on_same_folder_is_refused(tmp_path):
       train_gpt(_tiny_config(), out, progress=False, plots=False)
   assert not (out / "metrics.jsonl").exists()
   assert not (out / "ckpt").exists()
+
+
+def test_cli_second_run_on_locked_folder_is_one_line_error(tmp_path):
+  from spectral_jax.training import RunLock  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "run"
+  out.mkdir()
+  with RunLock(out):  # this process is "the first run".
+    proc = subprocess.run(_train_cmd(out), cwd=_REPO, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert len(lines) == 1 and "in use by another run" in lines[0], proc.stderr
+  assert "Traceback" not in proc.stderr
+  assert sorted(p.name for p in out.iterdir()) == [".lock"]
 
 
 def test_lock_is_released_when_the_holder_is_killed(tmp_path):
@@ -146,7 +163,10 @@ def _wait_for_checkpoint(proc, ckpt_dir, min_step, timeout):
   while time.time() < deadline:
     if proc.poll() is not None:
       return False
-    steps = [int(p.name) for p in ckpt_dir.glob("[0-9]*") if p.is_dir()]
+    # Finished checkpoints only (orbax writes "<step>.orbax-checkpoint-tmp…"
+    # first and renames it).
+    steps = [int(p.name) for p in ckpt_dir.glob("[0-9]*")
+             if p.is_dir() and p.name.isdigit()]
     if steps and max(steps) >= min_step:
       return True
     time.sleep(0.2)
@@ -159,9 +179,9 @@ def test_train_gpt_killed_and_resumed_equals_uninterrupted(tmp_path, rng):
   every file is readable, no completed step is lost, and the metrics equal
   an uninterrupted run's (ignoring wall-clock fields)."""
   ref, run = tmp_path / "ref", tmp_path / "run"
-  subprocess.run(_train_cmd(ref), env=_env(), check=True, timeout=600,
-                 capture_output=True)
-  proc = subprocess.Popen(_train_cmd(run), env=_env(),
+  subprocess.run(_train_cmd(ref), cwd=_REPO, env=_env(), check=True,
+                 timeout=600, capture_output=True)
+  proc = subprocess.Popen(_train_cmd(run), cwd=_REPO, env=_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   try:
     if _wait_for_checkpoint(proc, run / "ckpt", 2, timeout=300):
@@ -169,7 +189,7 @@ def test_train_gpt_killed_and_resumed_equals_uninterrupted(tmp_path, rng):
   finally:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-  resumed = subprocess.run(_train_cmd(run, resume=True), env=_env(),
+  resumed = subprocess.run(_train_cmd(run, resume=True), cwd=_REPO, env=_env(),
                            timeout=600, capture_output=True, text=True)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert _rows(run / "metrics.jsonl") == _rows(ref / "metrics.jsonl")
@@ -206,8 +226,8 @@ def test_train_gpt_is_deterministic(tmp_path):
   """Same seed, same machine: bit-identical metrics (wall clock aside)."""
   a, b = tmp_path / "a", tmp_path / "b"
   for out in (a, b):
-    subprocess.run(_train_cmd(out, ckpt_every=0), env=_env(), check=True,
-                   timeout=600, capture_output=True)
+    subprocess.run(_train_cmd(out, ckpt_every=0), cwd=_REPO, env=_env(),
+                   check=True, timeout=600, capture_output=True)
   rows = _rows(a / "metrics.jsonl")
   assert len(rows) >= 3 and any("train_loss" in r for r in rows)
   assert rows == _rows(b / "metrics.jsonl")
@@ -220,9 +240,7 @@ _FAST_EXPERIMENT = "lambda_toy"
 
 
 def _reproduce_cmd(out):
-  return [sys.executable, "-c",
-          "import sys; from experiments.cli import main; sys.exit(main())",
-          "reproduce", "--only", _FAST_EXPERIMENT, "--out", str(out)]
+  return [sys.executable, "-c", _ENTRY, "reproduce", "--only", _FAST_EXPERIMENT, "--out", str(out)]
 
 
 def test_experiment_is_deterministic_in_process(tmp_path):

@@ -93,6 +93,16 @@ def test_polar_of_zero_is_zero(method):
   assert np.all(np.isfinite(out)) and not np.any(out)
 
 
+@pytest.mark.parametrize("norm", ["frobenius", "schatten8"])
+@pytest.mark.parametrize("gram_form", [False, True])
+def test_newton_schulz_of_zero_is_zero(norm, gram_form):
+  for eps in (None, 1e-7):
+    out = linalg.newton_schulz(jnp.zeros((2, 4, 9), jnp.float32), 3,
+                               "polar_express", eps=eps, norm=norm,
+                               gram_form=gram_form)
+    assert np.all(np.isfinite(out)) and not np.any(out)
+
+
 @pytest.mark.parametrize("method", EXACT)
 @pytest.mark.parametrize("scale", [1e-30, 1e30])
 def test_polar_scale_extremes_fp32(rng, method, scale):

@@ -15,7 +15,9 @@ from spectral_jax import linalg
 
 SETTINGS = settings(max_examples=5, deadline=None)
 
-shapes = st.tuples(st.integers(2, 9), st.integers(2, 9))
+# A fixed menu of shapes (wide, tall, square, vector-like) so that compiled
+# kernels are reused across examples: the runtime is compilation-bound.
+shapes = st.sampled_from([(3, 7), (7, 3), (5, 5), (2, 9), (9, 2), (6, 8)])
 scales = st.sampled_from([1e-20, 1e-3, 1.0, 7.5, 1e20])
 methods = st.sampled_from(["svd", "qdwh", "eigh", "newton_schulz"])
 seeds = st.integers(0, 2**32 - 1)

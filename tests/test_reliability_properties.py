@@ -38,7 +38,7 @@ def rng(request):
 # Each new shape/dtype costs an XLA compile (≈ 1 s of CPU here), so the default
 # suite draws few examples from a small set of sizes (compiles get reused);
 # SPECTRAL_JAX_PROPERTY_EXAMPLES=25 runs the thorough version.
-_EXAMPLES = int(os.environ.get("SPECTRAL_JAX_PROPERTY_EXAMPLES", "5"))
+_EXAMPLES = int(os.environ.get("SPECTRAL_JAX_PROPERTY_EXAMPLES", "4"))
 SETTINGS = settings(max_examples=_EXAMPLES, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
@@ -276,18 +276,20 @@ def test_transforms_commute_with_jit_and_vmap(case, n_runs, name):
   tx = _TRANSFORMS[name](specs)
   state = tx.init(tree)
   eager, _ = tx.update(tree, state)
-  jitted, _ = jax.jit(tx.update)(tree, state)
+  update = jax.jit(tx.update)
+  jitted, _ = update(tree, state)
   # vmap over independent runs: run i sees the gradient scaled by (i + 1),
-  # and must get exactly what it gets alone.
-  stacked = jax.tree.map(
-      lambda x: jnp.stack([x * (i + 1) for i in range(n_runs)]), tree)
-  states = jax.vmap(tx.init)(stacked)
-  vmapped, _ = jax.vmap(tx.update)(stacked, states)
+  # and must get what it gets alone.
+  scaled = [jax.tree.map(lambda x, c=i + 1: x * c, tree) for i in range(n_runs)]
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *scaled)
+  vmapped, _ = jax.jit(jax.vmap(tx.update))(stacked,
+                                            jax.vmap(tx.init)(stacked))
   tol = 1e-9 if case.dtype == jnp.float64 else 2e-5
   np.testing.assert_allclose(np.asarray(jitted["g"], np.float64),
-                             np.asarray(eager["g"], np.float64), atol=tol)
+                             np.asarray(eager["g"], np.float64), atol=tol,
+                             rtol=tol)
   for i in range(n_runs):
-    alone, _ = tx.update(jax.tree.map(lambda x: x * (i + 1), tree), state)
+    alone, _ = update(scaled[i], state)
     np.testing.assert_allclose(np.asarray(vmapped["g"][i], np.float64),
                                np.asarray(alone["g"], np.float64),
                                atol=tol * (i + 1) ** (name == "specgd"),
@@ -327,14 +329,12 @@ POLAR_METHODS = ["svd", "eigh", "qdwh", "newton_schulz", "auto"]
 
 
 @pytest.mark.parametrize("method", POLAR_METHODS)
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])
-def test_polar_of_zero_is_zero(method, dtype):
-  for shape in [(4, 3), (1, 5), (2, 3, 3)]:
+def test_polar_of_zero_is_zero(method):
+  for dtype, shape in [(jnp.float32, (4, 3)), (jnp.bfloat16, (2, 1, 5)),
+                       (jnp.float64, (5, 1))]:
     out = sj.polar(jnp.zeros(shape, dtype), method)
     assert out.dtype == dtype and out.shape == shape
     np.testing.assert_array_equal(np.asarray(out, np.float64), 0.0)
-  np.testing.assert_array_equal(
-      np.asarray(sj.newton_schulz(jnp.zeros((4, 6), dtype))), 0.0)
 
 
 @pytest.mark.parametrize("method", ["svd", "eigh", "qdwh", "auto"])
@@ -374,22 +374,25 @@ def test_ranks_of_degenerate_matrices(rng):
     assert fn(jnp.zeros((0, 3, 3))).shape == (0,)
 
 
-@pytest.mark.parametrize("dtype,kappa", [(jnp.float64, 1e12),
-                                         (jnp.float32, 1e5)])
-def test_polar_ill_conditioned(rng, dtype, kappa):
-  """svd keeps every singular value above max(m, n)·eps·σ₁, so it returns
-  U Vᵀ to working accuracy; eigh (which squares κ) returns a partial
-  isometry onto the singular directions it can resolve, never NaN."""
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_polar_ill_conditioned(rng, dtype):
+  """The polar factor's sensitivity is ≈ 1/σ_min (relative), so svd is
+  accurate to ≈ eps·κ: checked at κ = 1e8 (float64) / 1e4 (float32). At
+  κ = 1e14 / 1e7 every method still returns a finite result whose singular
+  values stay in [0, 1.2] (eigh, which squares κ, drops what it cannot
+  resolve instead of inverting noise)."""
   m, n = 8, 6
   u = np.linalg.qr(rng.standard_normal((m, n)))[0]
   v = np.linalg.qr(rng.standard_normal((n, n)))[0]
-  s = np.logspace(0, -np.log10(kappa), n)
-  g = jnp.asarray(u @ np.diag(s) @ v.T, dtype)
-  out = np.asarray(sj.polar(g, "svd"), np.float64)
-  tol = 1e-6 if dtype == jnp.float64 else 5e-2
-  np.testing.assert_allclose(out, u @ v.T, atol=tol)
-  for method in ("eigh", "newton_schulz"):
-    out = np.asarray(sj.polar(g, method), np.float64)
+  make = lambda kappa: jnp.asarray(
+      u @ np.diag(np.logspace(0, -np.log10(kappa), n)) @ v.T, dtype)
+  eps = float(jnp.finfo(dtype).eps)
+  kappa = 1e8 if dtype == jnp.float64 else 1e4
+  out = np.asarray(sj.polar(make(kappa), "svd"), np.float64)
+  np.testing.assert_allclose(out, u @ v.T, atol=100 * eps * kappa)
+  extreme = make(1e14 if dtype == jnp.float64 else 1e7)
+  for method in ("svd", "eigh", "qdwh", "newton_schulz"):
+    out = np.asarray(sj.polar(extreme, method), np.float64)
     assert np.all(np.isfinite(out)), method
     assert np.all(_svals(out) <= 1.2 + 1e-6), method
 
@@ -445,18 +448,37 @@ def test_zero_size_axis_in_matrix_functions():
   assert sj.newton_schulz(jnp.zeros((3, 0), jnp.float32)).shape == (3, 0)
 
 
-def test_muon_optimizer_state_stays_finite_on_extreme_scales(rng):
-  """A run whose gradients swing between 1e-30 and 1e30 (float32) keeps
-  finite parameters and state: the polar step is scale free."""
-  params = {"w": jnp.asarray(rng.standard_normal((6, 4)), jnp.float32),
-            "b": jnp.zeros((4,), jnp.float32)}
+def test_muon_matrix_branch_is_scale_free_on_extreme_scales(rng):
+  """Matrix gradients swinging between 1e-30 and 1e30 (float32): finite
+  parameters and state, and every update a full-size step (eps=0: polar is
+  scale free)."""
+  params = {"w": jnp.asarray(rng.standard_normal((6, 4)), jnp.float32)}
   tx = sj.muon(0.01, eps=0.0)
   state = tx.init(params)
   upd = jax.jit(tx.update)
   for e in (-30, 30, -30, 0):
-    g = jax.tree.map(lambda p: jnp.asarray(
-        rng.standard_normal(p.shape) * 10.0**e, jnp.float32), params)
+    g = {"w": jnp.asarray(rng.standard_normal((6, 4)) * 10.0**e, jnp.float32)}
     u, state = upd(g, state, params)
+    sv = _svals(u["w"]) / 0.01
+    assert np.all(np.isfinite(sv)) and sv.min() > 0.3 and sv.max() < 1.3, (
+        e, sv)
     params = optax.apply_updates(params, u)
   assert all(np.all(np.isfinite(np.asarray(x, np.float64)))
              for x in jax.tree.leaves((params, state)))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "alias.muon's AdamW branch (optax.adamw, float32 state): a vector "
+    "gradient with |g| = 1e20 overflows nu = (1-b2)·g² to inf; the update is "
+    "0 and nu stays inf, so that leaf is frozen silently from then on "
+    "(expected: finite state, or the step reported/skipped)"))
+def test_muon_adam_branch_state_stays_finite_on_huge_float32(rng):
+  params = {"w": jnp.asarray(rng.standard_normal((6, 4)), jnp.float32),
+            "b": jnp.zeros((4,), jnp.float32)}
+  tx = sj.muon(0.01)
+  state = tx.init(params)
+  g = jax.tree.map(lambda p: jnp.asarray(
+      rng.standard_normal(p.shape) * 1e20, jnp.float32), params)
+  _, state = tx.update(g, state, params)
+  assert all(np.all(np.isfinite(np.asarray(x, np.float64)))
+             for x in jax.tree.leaves(state))

@@ -112,8 +112,8 @@ def test_text_file_split_and_utf8(tmp_path):
 
 
 def test_stdlib_corpus_deterministic():
-  a = D.stdlib_corpus(max_bytes=300_000)
-  b = D.stdlib_corpus.__wrapped__(max_bytes=300_000)  # bypass the cache
+  a = D.stdlib_corpus(max_bytes=1_000_000)
+  b = D.stdlib_corpus.__wrapped__(max_bytes=1_000_000)  # bypass the cache
   assert a.vocab_size == 256 and a.n_train > 0 and a.n_val > 0
   np.testing.assert_array_equal(a.train[0], b.train[0])
   np.testing.assert_array_equal(a.val[0], b.val[0])

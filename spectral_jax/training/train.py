@@ -48,6 +48,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+import spectral_jax
 from spectral_jax import linalg
 from spectral_jax.training import checkpoint as ckpt_lib
 from spectral_jax.training import data as data_lib
@@ -221,92 +222,57 @@ def _path_str(path) -> str:
                   for k in path)
 
 
+def hidden_dimension_numbers(params) -> Any:
+  """Muon/SpecGD specs: the last two axes of every block matrix, else ``None``.
+
+  Leading axes (the stacked layer axis) are batch: each layer is its own
+  matrix. Embedding and head (``_NOT_HIDDEN``) and 1-D gains get ``None``.
+  """
+  return spectral_jax.stacked_dimension_numbers(params, exclude=_NOT_HIDDEN)
+
+
 def hidden_matrix_labels(params) -> Any:
-  """``"hidden"`` for block matrices (≥ 2 axes, not embedding/head), else ``"other"``."""
-  def label(path, x):
-    name = _path_str(path).lower()
-    if x.ndim >= 2 and not any(s in name for s in _NOT_HIDDEN):
-      return "hidden"
-    return "other"
-  return jax.tree_util.tree_map_with_path(label, params)
+  """``"hidden"`` for block matrices, ``"other"`` for the rest."""
+  return jax.tree.map(lambda d: "other" if d is None else "hidden",
+                      hidden_dimension_numbers(params),
+                      is_leaf=lambda d: d is None or isinstance(
+                          d, spectral_jax.MuonDimensionNumbers))
 
 
-def _dimension_numbers(params):
-  """Muon dimension numbers: matrix = last two axes, leading axes = layers."""
-  from optax import contrib  # pylint: disable=g-import-not-at-top
-  labels = hidden_matrix_labels(params)
-  return jax.tree.map(
-      lambda x, lab: contrib.MuonDimensionNumbers(x.ndim - 2, x.ndim - 1)
-      if lab == "hidden" else None, params, labels)
-
-
-def _muon_factory():
-  """``spectral_jax.muon`` when present (drop-in for ``optax.contrib.muon``)."""
-  try:
-    from spectral_jax import muon  # pylint: disable=g-import-not-at-top
-    return muon
-  except ImportError:  # alias.py not written yet: optax's Muon, same call.
-    from optax import contrib  # pylint: disable=g-import-not-at-top
-    return contrib.muon
-
-
-def _adamw(config, lr, weight_decay):
+def _adamw(lr, weight_decay):
+  # Decay matrices only (nanoGPT): gains and biases are not decayed.
   return optax.adamw(lr, b1=0.9, b2=0.95, eps=1e-8, weight_decay=weight_decay,
                      mask=lambda p: jax.tree.map(lambda x: x.ndim >= 2, p))
 
 
-def _scale_by_specgd_fallback():
-  """Steepest descent in the operator norm: G ↦ ‖G‖_* polar(G) (exact SVD)."""
-  def init(params):
-    del params
-    return optax.EmptyState()
-
-  def update(updates, state, params=None):
-    del params
-    def one(g):
-      if g is None or g.ndim < 2:
-        return g
-      g32 = g.astype(jnp.float32)
-      nuc = linalg.nuclear_norm(g32)[..., None, None]
-      return (nuc * linalg.polar(g32)).astype(g.dtype)
-    return jax.tree.map(one, updates), state
-
-  return optax.GradientTransformation(init, update)
-
-
-def _specgd_hidden(config, lr):
-  try:
-    from spectral_jax import specgd  # pylint: disable=g-import-not-at-top
-    return specgd(lr)
-  except ImportError:
-    return optax.chain(_scale_by_specgd_fallback(),
-                       optax.scale_by_learning_rate(lr))
-
-
 def make_optimizer(config: TrainConfig, params) -> optax.GradientTransformation:
-  """The optimizer named by ``config.optimizer`` for this parameter tree."""
+  """The optimizer named by ``config.optimizer`` for this parameter tree.
+
+  ``adamw``: AdamW on everything. ``muon`` / ``specgd``: ``optax.partition``
+  of the spectral method on the hidden matrices and AdamW (β = (0.9, 0.95),
+  no decay) on the embedding, head and gains, as modded-nanogpt splits them.
+  """
   mult = lr_multiplier(config)
   if config.optimizer == "adamw":
-    return _adamw(config, lambda t: config.adamw_lr * mult(t),
-                  config.weight_decay)
+    return _adamw(lambda t: config.adamw_lr * mult(t), config.weight_decay)
+  labels = hidden_matrix_labels(params)
+  other = _adamw(lambda t: config.embed_lr * mult(t), 0.0)
+  # Specs as a function of the (partition-masked) tree the inner transform
+  # sees: the hidden leaves only.
+  dims = lambda p: jax.tree.map(
+      lambda x: spectral_jax.MuonDimensionNumbers(x.ndim - 2, x.ndim - 1), p)
   if config.optimizer == "muon":
-    muon = _muon_factory()
     # inject_hyperparams turns the momentum into a per-step schedule without
     # touching the Muon implementation (modded-nanogpt's momentum warmup).
-    return optax.inject_hyperparams(muon, static_args=(
+    hidden = optax.inject_hyperparams(spectral_jax.muon, static_args=(
         "muon_weight_dimension_numbers", "ns_steps", "nesterov"))(
             learning_rate=lambda t: config.muon_lr * mult(t),
-            beta=momentum_schedule(config),
-            ns_steps=config.ns_steps,
-            adam_learning_rate=lambda t: config.embed_lr * mult(t),
-            adam_b1=0.9, adam_b2=0.95, adam_weight_decay=0.0,
-            muon_weight_dimension_numbers=_dimension_numbers(params))
-  # specgd
-  labels = hidden_matrix_labels(params)
-  return optax.partition(
-      {"hidden": _specgd_hidden(config, lambda t: config.specgd_lr * mult(t)),
-       "other": _adamw(config, lambda t: config.embed_lr * mult(t), 0.0)},
-      labels)
+            beta=momentum_schedule(config), ns_steps=config.ns_steps,
+            muon_weight_dimension_numbers=dims)
+  else:
+    hidden = spectral_jax.specgd(
+        lambda t: config.specgd_lr * mult(t), weight_dimension_numbers=dims)
+  return optax.partition({"hidden": hidden, "other": other}, labels)
 
 
 # --------------------------------------------------------------------------
