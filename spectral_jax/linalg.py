@@ -196,8 +196,12 @@ def _mH(x):
 
 
 def _safe_div(num, den):
-  """num / den, and 0 where den == 0 (never NaN on zero inputs)."""
-  ok = den > 0
+  """num / den, and 0 where den == 0 (never NaN on zero inputs).
+
+  Only an exact zero is guarded: a NaN or inf denominator propagates, so a
+  non-finite input never turns silently into a zero update.
+  """
+  ok = den != 0
   return jnp.where(ok, num / jnp.where(ok, den, 1), jnp.zeros_like(num))
 
 
