@@ -157,7 +157,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> str:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> str:
   """Writes ``obj`` as indented JSON, atomically."""
-  return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1) + "\n")
+  return atomic_write_text(
+      path, json.dumps(to_jsonable(obj), indent=1, ensure_ascii=False) + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping]) -> str:

@@ -216,41 +216,33 @@ def token_stable_rank(tokens: jax.Array, vocab_size: int) -> jax.Array:
   return jnp.reshape(jax.vmap(one)(flat), tokens.shape[:-1])
 
 
-def _stable_rank_from_gram(g: jax.Array) -> jax.Array:
-  """tr(G)/λ_max(G) for a PSD Gram matrix G; 0 for G = 0.
-
-  λ_max is read as the top singular value (equal for PSD G) rather than from
-  ``eigvalsh`` as in ``linalg.stable_rank_from_gram``: on XLA CPU (jax 0.10.2)
-  a program holding several ``eigh`` calls next to a model's backward pass was
-  seen to hang, while the same program with SVDs runs.
-  """
-  g = 0.5 * (g + jnp.swapaxes(g, -1, -2))
-  top = jnp.linalg.svd(g, compute_uv=False)[..., 0]
-  tr = jnp.trace(g, axis1=-2, axis2=-1)
-  return jnp.where(top > 0, tr / jnp.where(top > 0, top, 1), 0)
-
-
-def _activation_stable_rank(a: jax.Array, chunk_size, dtype) -> jax.Array:
-  """st(A) for A of shape (*layers, rows, features) through a Gram matrix."""
+def _gram(a: jax.Array, chunk_size, dtype) -> jax.Array:
+  """The Gram matrix of A of shape (*layers, rows, features), on its cheaper side."""
   rows, feats = a.shape[-2:]
   if chunk_size is None and rows < feats:
-    return _stable_rank_from_gram(linalg.gram(a, dtype=dtype))
+    return linalg.gram(a, dtype=dtype)
   # Features × features, accumulated over token chunks.
-  return _stable_rank_from_gram(
-      linalg.gram(jnp.swapaxes(a, -1, -2), chunk_size=chunk_size, dtype=dtype))
+  return linalg.gram(jnp.swapaxes(a, -1, -2), chunk_size=chunk_size,
+                     dtype=dtype)
 
 
-def _nuclear_rank(g: jax.Array) -> jax.Array:
-  return linalg.nuclear_rank(g.astype(jnp.promote_types(g.dtype, jnp.float32)))
+# Matrix decompositions run as small programs of their own, one per call:
+# on XLA CPU (jax 0.10.2) one program holding many LAPACK calls (SVD, eigh)
+# beside a model's backward pass was seen to hang; the same work split up runs.
+_nuclear_rank_jit = jax.jit(
+    lambda g: linalg.nuclear_rank(g.astype(jnp.promote_types(g.dtype,
+                                                             jnp.float32))))
+_stable_rank_from_gram_jit = jax.jit(linalg.stable_rank_from_gram)
 
 
 def layerwise_stats(model: nnx.Module, batch, loss_fn: Callable, *,
                     chunk_size: int | None = None, gram_dtype=None,
                     flax_layers: bool = True):
-  """Gradient, activation and rank statistics of every matrix (traceable).
+  """Gradients and activation Gram matrices of every matrix (traceable).
 
   One forward/backward pass of ``loss_fn(model, batch)`` under
-  ``nnx.capture``. Safe to call inside ``nnx.jit``.
+  ``nnx.capture``; no matrix decompositions, so it jits into one cheap
+  program. :func:`layerwise_report` turns the result into nr(G) and st(A).
 
   Args:
     model: an ``nnx.Module`` following the capture convention.
@@ -262,9 +254,9 @@ def layerwise_stats(model: nnx.Module, batch, loss_fn: Callable, *,
     flax_layers: make plain ``nnx.Linear`` / ``nnx.Embed`` sow their inputs.
 
   Returns:
-    ``(loss, stats)`` with ``stats = {path: dict(nr=…, st=…,
-    st_preactivation=…, tokens=bool)}``; each value has the parameter's
-    leading layer shape; ``st`` is None where nothing was sown.
+    ``(loss, stats)`` with ``stats = {path: dict(grad=G, gram=AᵀA or None,
+    gram_preactivation=… or None, st_tokens=1/p_max or None)}``; a token table
+    has ``st_tokens`` and no ``gram``.
   """
   def captured_loss(m, b):
     loss, inter = nnx.capture(loss_fn, nnx.Intermediate)(m, b)
@@ -277,17 +269,12 @@ def layerwise_stats(model: nnx.Module, batch, loss_fn: Callable, *,
   grads = _flat(grads)
   stats = {}
   for path, (p, a, pre, tokens) in pairs.items():
-    if a is None:
-      st = None
-    elif tokens:
-      st = token_stable_rank(a, p.shape[-2])
-    else:
-      st = _activation_stable_rank(a, chunk_size, gram_dtype)
     stats[path] = dict(
-        nr=_nuclear_rank(grads[path]), st=st,
-        st_preactivation=(None if pre is None else
-                          _activation_stable_rank(pre, chunk_size, gram_dtype)),
-        tokens=tokens)
+        grad=grads[path],
+        gram=None if a is None or tokens else _gram(a, chunk_size, gram_dtype),
+        gram_preactivation=(None if pre is None
+                            else _gram(pre, chunk_size, gram_dtype)),
+        st_tokens=token_stable_rank(a, p.shape[-2]) if tokens else None)
   return loss, stats
 
 
@@ -440,22 +427,19 @@ def layerwise_report(model: nnx.Module, batch, loss_fn: Callable, *,
     loss, stats = layerwise_stats(m, b, loss_fn, chunk_size=chunk_size,
                                   gram_dtype=gram_dtype,
                                   flax_layers=flax_layers)
-    # Only arrays (or None) cross jit; whether a matrix is a token table is
-    # carried by the key its st is stored under, which jit preserves.
-    return loss, {_name(p): {"nr": s["nr"],
-                             "st_tokens" if s["tokens"] else "st": s["st"],
-                             "st_preactivation": s["st_preactivation"]}
-                  for p, s in stats.items()}
+    return loss, {_name(p): s for p, s in stats.items()}
 
   loss, arrays = (nnx.jit(stats_fn) if jit else stats_fn)(model, batch)
+  st_of = lambda g: None if g is None else _stable_rank_from_gram_jit(g)
   entries = []
   for path, p in _flat(nnx.state(model, nnx.Param)).items():
     s = arrays.get(_name(path))
     if s is None:
       continue
-    tokens = "st_tokens" in s
-    s = {"nr": s["nr"], "st": s["st_tokens" if tokens else "st"],
-         "st_preactivation": s["st_preactivation"], "tokens": tokens}
+    tokens = s["st_tokens"] is not None
+    s = {"nr": _nuclear_rank_jit(s["grad"]),
+         "st": s["st_tokens"] if tokens else st_of(s["gram"]),
+         "st_preactivation": st_of(s["gram_preactivation"]), "tokens": tokens}
     entries.extend(_entries(path, p.shape, s))
   return LayerwiseReport(entries=tuple(entries), loss=float(loss))
 
@@ -491,8 +475,8 @@ def monitor_nuclear_rank(every: int = 1) -> optax.GradientTransformation:
 
   def nr_tree(updates):
     return jax.tree.map(
-        lambda u: (_nuclear_rank(u).astype(jnp.float32) if jnp.ndim(u) >= 2
-                   else None), updates)
+        lambda u: (linalg.nuclear_rank(u).astype(jnp.float32)
+                   if jnp.ndim(u) >= 2 else None), updates)
 
   def init_fn(params):
     return NuclearRankMonitorState(

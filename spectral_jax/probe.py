@@ -10,7 +10,9 @@ held fixed:
   \frac{\Delta^{g}_{Spec}}{\Delta^{g}_{GD}} = \frac{nr(G)}{st(A)},
 
 with ``L^F = c‖A‖_op²/n`` and ``L^op = c‖A‖_F²/n`` built from the incoming
-activation ``A`` (SPEC (1.4), (4.8), (4.14)–(4.15)). The probe measures, for
+activation ``A`` (SPEC (1.4), (4.8), (4.14)–(4.15); the ``C_op`` terms of
+(4.14)–(4.16) are left out, which gives the paper's sufficient condition
+(4.18), ``nr ≥ st``). The probe measures, for
 every probed matrix, how the two directions ``D = G`` (Euclidean) and
 ``D = polar(G)`` (spectral) really do, in up to four *regimes*:
 

@@ -173,23 +173,39 @@ def _wait_for_checkpoint(proc, ckpt_dir, min_step, timeout):
   return False
 
 
+_RESUME_BUG = pytest.mark.xfail(strict=True, reason=(
+    "training/train.py _train_locked: resuming from a checkpoint at step s "
+    "with s % log_every == 0 drops train_loss from the row of step s (guard "
+    "`step > start`) and folds its pending losses into the next logged row. "
+    "Observed (ckpt_every=2, log_every=2, resumed at 6): uninterrupted "
+    "{step 6: train_loss 5.464, val_loss 4.919}, {step 8: train_loss 5.258}; "
+    "resumed {step 6: val_loss 4.919}, {step 8: train_loss 5.361}"))
+
+
 @pytest.mark.slow
-def test_train_gpt_killed_and_resumed_equals_uninterrupted(tmp_path, rng):
+@pytest.mark.parametrize("ckpt_every,log_every", [
+    (3, 5),  # no checkpoint lands on a logged step (3, 6, 9, 12 vs 5, 10).
+    pytest.param(2, 2, marks=_RESUME_BUG),
+], ids=["ckpt-off-log-step", "ckpt-on-log-step"])
+def test_train_gpt_killed_and_resumed_equals_uninterrupted(
+    tmp_path, rng, ckpt_every, log_every):
   """SIGKILL a run at a random moment after its first checkpoint, resume it:
   every file is readable, no completed step is lost, and the metrics equal
   an uninterrupted run's (ignoring wall-clock fields)."""
   ref, run = tmp_path / "ref", tmp_path / "run"
-  subprocess.run(_train_cmd(ref), cwd=_REPO, env=_env(), check=True,
+  cfg = dict(ckpt_every=ckpt_every, log_every=log_every)
+  subprocess.run(_train_cmd(ref, **cfg), cwd=_REPO, env=_env(), check=True,
                  timeout=600, capture_output=True)
-  proc = subprocess.Popen(_train_cmd(run), cwd=_REPO, env=_env(),
+  proc = subprocess.Popen(_train_cmd(run, **cfg), cwd=_REPO, env=_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   try:
-    if _wait_for_checkpoint(proc, run / "ckpt", 2, timeout=300):
+    if _wait_for_checkpoint(proc, run / "ckpt", ckpt_every, timeout=300):
       time.sleep(float(rng.uniform(0.0, 3.0)))
   finally:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-  resumed = subprocess.run(_train_cmd(run, resume=True), cwd=_REPO, env=_env(),
+  resumed = subprocess.run(_train_cmd(run, resume=True, **cfg), cwd=_REPO,
+                           env=_env(),
                            timeout=600, capture_output=True, text=True)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert _rows(run / "metrics.jsonl") == _rows(ref / "metrics.jsonl")
@@ -198,26 +214,24 @@ def test_train_gpt_killed_and_resumed_equals_uninterrupted(tmp_path, rng):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=(AssertionError,), reason=(
+@pytest.mark.xfail(strict=True, raises=json.JSONDecodeError, reason=(
     "training/train.py read_metrics: a run killed in the middle of "
     "_append_row leaves a partial last line in metrics.jsonl; --resume then "
     "dies with json.JSONDecodeError instead of dropping the partial row "
-    "(rows after the checkpoint are rewritten anyway)"))
+    "(rows from the checkpoint's step on are rewritten anyway)"))
 def test_resume_after_partial_metrics_line(tmp_path):
   """A kill during the append of a metrics row (simulated by cutting the
   file inside its last line) must not make the run unresumable."""
   from spectral_jax.training import train_gpt  # pylint: disable=g-import-not-at-top
   ref, run = tmp_path / "ref", tmp_path / "run"
-  cfg = _tiny_config(steps=6, ckpt_every=2)
+  # Checkpoint (3) off the logged steps (5): see _RESUME_BUG.
+  cfg = _tiny_config(steps=6, ckpt_every=3, log_every=5)
   train_gpt(cfg, ref, progress=False, plots=False)
-  train_gpt(cfg, run, progress=False, plots=False, stop_after=4)
+  train_gpt(cfg, run, progress=False, plots=False, stop_after=3)
   metrics = run / "metrics.jsonl"
   with open(metrics, "a") as f:
-    f.write('{"step": 5, "train_lo')
-  try:
-    train_gpt(cfg, run, resume=True, progress=False, plots=False)
-  except json.JSONDecodeError as err:
-    raise AssertionError(f"resume failed on a partial line: {err}") from None
+    f.write('{"step": 4, "train_lo')
+  train_gpt(cfg, run, resume=True, progress=False, plots=False)
   assert _rows(metrics) == _rows(ref / "metrics.jsonl")
 
 

@@ -294,7 +294,8 @@ def test_dual_optimizer_tiny_on_fabricated_cifar(tmp_path, rng):
   _write_cifar(data_dir, rng, n_train=(8,), n_test=4)
   cfg = dual.Config(lrs=(0.05, 50.0), models=("cnn",), epochs=2,
                     batch_size=4, cnn_channels=(4,), hidden=8, window=4,
-                    power_iters=3, layer_curvature=True, data=str(data_dir))
+                    power_iters=3, layer_curvature=True, rest_lr=None,
+                    data=str(data_dir))
   res = dual.run(cfg, str(tmp_path / "out"))
   rows = _check_result(res, tmp_path / "out")
   runs = [r for r in rows if r["kind"] == "run"]

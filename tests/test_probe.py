@@ -7,8 +7,6 @@ relative in float64 leaves room for the SVD/eigh and accumulation errors of
 100-dimensional problems (≈ 1e-13 observed) while catching any wrong factor.
 """
 
-import importlib.util
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,7 +49,8 @@ def _np_reference(w, a, y):
   curv_g = np.linalg.norm(g @ a) ** 2 / n
   curv_p = np.linalg.norm(p @ a) ** 2 / n
   return dict(
-      nr=nuc**2 / fro2, st=np.sum(sa**2) / sa[0] ** 2,
+      nr=nuc**2 / fro2, st=np.sum(sa**2) / sa[0] ** 2, grad_fro_sq=fro2,
+      grad_nuclear=nuc, lipschitz_f=lf, lipschitz_op=lop,
       guaranteed_gd=fro2 / (2 * lf), guaranteed_spec=nuc**2 / (2 * lop),
       paper_gd=loss(w) - loss(w - g / lf),
       paper_spec=loss(w) - loss(w - nuc / lop * p),
@@ -138,18 +137,17 @@ def test_jit_matches_eager_and_curvature_scale(rng):
     np.testing.assert_allclose(np.asarray(getattr(jitted.entries["w"], f)),
                                np.asarray(getattr(eager.entries["w"], f)),
                                rtol=1e-10, err_msg=f)
-  # c scales both constants: the guarantees by 1/c, nr/st unchanged.
-  one = probe.probe_step(loss, params, {"w": a.T})
-  for f in ("guaranteed_gd", "guaranteed_spec"):
-    np.testing.assert_allclose(
-        3.0 * np.asarray(getattr(eager.entries["w"], f)),
-        np.asarray(getattr(one.entries["w"], f)), rtol=RTOL)
-  # The paper's step with c = 3 is a third of the c = 1 step on a quadratic:
-  # decrease = t⟨G,D⟩ − t²⟨D,HD⟩/2 with t → t/3.
-  s1, s3 = one.entries["w"], eager.entries["w"]
-  t_gd = 1.0 / float(s1.lipschitz_f[0])
-  want = (t_gd / 3 * float(s1.grad_fro_sq[0])
-          - (t_gd / 3) ** 2 * float(s1.curvature_gd[0]) / 2)
+  # c multiplies both constants: L^F = c‖A‖_op²/n, L^op = c‖A‖_F²/n; the
+  # paper's GD step 1/L^F then decreases the quadratic by
+  # t⟨G,G⟩ − t²⟨G,HG⟩/2 with t = n/(c‖A‖_op²).
+  ref = _np_reference(w, a, y)
+  s3 = eager.entries["w"]
+  np.testing.assert_allclose(float(s3.guaranteed_gd[0]),
+                             ref["guaranteed_gd"] / 3.0, rtol=RTOL)
+  np.testing.assert_allclose(float(s3.guaranteed_spec[0]),
+                             ref["guaranteed_spec"] / 3.0, rtol=RTOL)
+  t = n / (3.0 * np.linalg.norm(a, 2) ** 2)
+  want = t * ref["grad_fro_sq"] - t**2 * ref["curvature_gd"] / 2
   np.testing.assert_allclose(float(s3.paper_gd[0]), want, rtol=1e-7)
 
 
@@ -182,55 +180,7 @@ def test_bad_inputs_raise(rng):
     probe.probe_step(loss, params, {})
 
 
-def _tiny_mlp(rng, widths, n):
-  ws = [rng.uniform(-1, 1, (i, o)) / np.sqrt(i)
-        for i, o in zip(widths[:-1], widths[1:])]
-  x = rng.standard_normal((n, widths[0]))
-  y = x[:, :1] * x[:, 1:2] * x[:, 2:3]
-  return [jnp.asarray(w) for w in ws], jnp.asarray(x), jnp.asarray(y)
-
-
-def _mlp_forward(ws, x):
-  acts = []
-  for i, w in enumerate(ws):
-    acts.append(x)
-    x = x @ w
-    if i < len(ws) - 1:
-      x = jnp.maximum(x, 0.0) ** 2
-  return x, acts
-
-
-def test_tiny_mlp_one_finite_entry_per_matrix(rng):
-  ws, x, y = _tiny_mlp(rng, (6, 16, 16, 1), 40)
-  params = {f"w{i}": w for i, w in enumerate(ws)}
-  _, acts = _mlp_forward(ws, x)
-  loss = lambda p: jnp.mean(
-      (_mlp_forward([p[f"w{i}"] for i in range(3)], x)[0] - y) ** 2)
-  rep = probe.probe_step(loss, params,
-                         {f"w{i}": a for i, a in enumerate(acts)},
-                         curvature_scale=2.0)
-  assert sorted(rep.entries) == ["w0", "w1", "w2"]
-  recs = rep.records()
-  assert len(recs) == 3
-  for r in recs:
-    for key in ("nr", "st", "predicted_ratio", "guaranteed_gd", "paper_gd",
-                "paper_spec", "best_gd", "best_spec"):
-      assert np.isfinite(r[key]), (r["path"], key)
-    assert 1 - 1e-9 <= r["st"] <= min(40, 16) + 1e-9
-  # The last layer's weight is a column: polar(G) ∝ G, so nr = 1 and the two
-  # directions coincide (best-step decreases equal).
-  last = rep.entries["w2"]
-  np.testing.assert_allclose(float(last.nr[0]), 1.0, rtol=1e-9)
-  np.testing.assert_allclose(float(last.best_spec[0]),
-                             float(last.best_gd[0]), rtol=1e-8)
-  d = rep.to_dict()
-  assert len(d["records"]) == 3 and set(d["agreement"]) == set(rep.regimes)
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("spectral_jax.diagnostics") is None,
-    reason="spectral_jax.diagnostics (capture_activations) not written yet")
-def test_probe_model_on_nnx_mlp(rng):
+def test_probe_model_tiny_mlp_one_finite_entry_per_matrix(rng):
   from flax import nnx
   from spectral_jax.models.mlp import MLP
   model = MLP((5, 12, 12, 1), activation="relu2", init="torch",
@@ -238,12 +188,31 @@ def test_probe_model_on_nnx_mlp(rng):
               param_dtype=jnp.float64)
   x = jnp.asarray(rng.standard_normal((32, 5)))
   y = x[:, :1] * x[:, 1:2] * x[:, 2:3]
-  loss = lambda mdl, batch: jnp.mean((mdl(batch[0]) - batch[1]) ** 2)
-  rep = probe.probe_model(model, (x, y), loss)
-  n_kernels = len(model.layers)
-  assert len(rep.records()) == n_kernels
-  for r in rep.records():
-    assert np.isfinite(r["paper_gd"]) and np.isfinite(r["paper_spec"])
+  mse = lambda out, batch: jnp.mean((out - batch[1]) ** 2)
+  loss = lambda mdl, batch: mse(mdl(batch[0]), batch)
+  # Gauss–Newton: ⟨D, H D⟩ of an MLP can be negative, the GN form cannot,
+  # so every best-step decrease is defined.
+  rep = probe.probe_model(model, (x, y), loss, curvature_scale=2.0,
+                          gauss_newton_loss=mse)
+  assert rep.curvature == "gauss_newton"
+  kernels = [f"layers.{i}.kernel" for i in range(3)]
+  assert sorted(rep.entries) == kernels
+  recs = rep.records()
+  assert len(recs) == 3 and all(r["layer"] is None for r in recs)
+  for r in recs:
+    for key in ("nr", "st", "predicted_ratio", "guaranteed_gd", "paper_gd",
+                "paper_spec", "best_gd", "best_spec"):
+      assert np.isfinite(r[key]), (r["path"], key)
+    assert 1 - 1e-9 <= r["st"] <= 12 + 1e-9
+  # The last kernel is a column: polar(G) = G/‖G‖, so nr = 1 and the two
+  # directions coincide (equal best-step decreases).
+  last = rep.entries["layers.2.kernel"]
+  np.testing.assert_allclose(float(last.nr[0]), 1.0, rtol=1e-9)
+  np.testing.assert_allclose(float(last.best_spec[0]),
+                             float(last.best_gd[0]), rtol=1e-8)
+  d = rep.to_dict()
+  assert len(d["records"]) == 3 and set(d["agreement"]) == set(rep.regimes)
+  assert "layers.0.kernel" in rep.table()
 
 
 def test_spiked_one_step_favours_spectral(rng):

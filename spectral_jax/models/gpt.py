@@ -35,6 +35,9 @@ parameter                     sown ``'inputs'`` (rows = tokens)
 ``lm_head``                   the final RMSNorm(x)
 ============================  ==========================================
 
+With ``tie_embeddings`` there is no ``lm_head``; the shared table is paired
+with the token indicators only.
+
 References:
   Karpathy, nanoGPT (github.com/karpathy/nanoGPT).
   Jordan et al., modded-nanogpt (github.com/KellerJordan/modded-nanogpt).

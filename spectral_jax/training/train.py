@@ -530,9 +530,15 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
   first_call = True
   while True:
     done = step >= config.steps
+    if stop_after is not None and step >= stop_after and not done:
+      # Checkpoint before this step's row consumes the pending losses, as the
+      # periodic checkpoints do (they are saved right after the update).
+      ckpt_save(step)
+      checkpointer.close()
+      return {"stopped_at": step}
     # --- the row for `step` (state after `step` updates) ---------------------
     row = {"step": step}
-    if step > start and (step % config.log_every == 0 or done) and pending:
+    if pending and (step % config.log_every == 0 or done):
       row["train_loss"] = float(np.mean(np.asarray(pending, np.float64)))
       pending = []
       if time_since > 0:
@@ -556,10 +562,6 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
       _append_row(metrics_path, row)
     if done:
       break
-    if stop_after is not None and step >= stop_after:
-      ckpt_save(step)
-      checkpointer.close()
-      return {"stopped_at": step}
     # --- one update -----------------------------------------------------------
     t0 = time.perf_counter()
     state, loss = step_fn(state, rest, x, y)
