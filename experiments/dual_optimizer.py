@@ -361,7 +361,7 @@ def run(config: Config, out_dir: str) -> dict:
     for arm, style, label in (
         ("sgd", "o-", "SGD"), ("muon", "s-", "Muon (hidden) + SGD (rest)"),
         ("muon_fixed_rest", "^--",
-         f"Muon (hidden) + SGD (rest, fixed η={config.rest_lr:g})")):
+         f"Muon (hidden) + SGD (rest, fixed η={config.rest_lr})")):
       acc = [r["final_test_acc"] for r in rows
              if r["model"] == model_name and r["arm"] == arm]
       if acc:

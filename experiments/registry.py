@@ -38,4 +38,5 @@ EXPERIMENT_MODULES: list[str] = [
     "experiments.matrix_sensing",
     "experiments.regime",
     "experiments.probe_advantage",
+    "experiments.gpt_compare",
 ]

@@ -412,7 +412,9 @@ def layerwise_report(model: nnx.Module, batch, loss_fn: Callable, *,
     loss_fn: ``(model, batch) -> scalar`` loss.
     chunk_size: tokens per chunk of the Gram accumulation ``Σ a aᵀ``.
     gram_dtype: accumulation dtype (default float64 with x64, else float32).
-    jit: compile the forward/backward pass and the statistics.
+    jit: compile the forward/backward pass and the Gram matrices into one
+      program (the SVD/eigh of each matrix always run as small jitted
+      programs of their own).
     flax_layers: make plain ``nnx.Linear`` / ``nnx.Embed`` sow their inputs.
 
   Returns:
@@ -423,6 +425,7 @@ def layerwise_report(model: nnx.Module, batch, loss_fn: Callable, *,
                                  or chunk_size < 1):
     raise ValueError(f"chunk_size must be a positive int or None, got "
                      f"{chunk_size!r}.")
+
   def stats_fn(m, b):
     loss, stats = layerwise_stats(m, b, loss_fn, chunk_size=chunk_size,
                                   gram_dtype=gram_dtype,

@@ -6,7 +6,6 @@ relative tolerances only absorb summation order and eigvalsh-vs-SVD rounding.
 """
 
 import json
-import os
 import re
 
 import jax
@@ -22,15 +21,6 @@ from spectral_jax.models import GPTConfig
 from spectral_jax.models import MLP
 
 F64 = jnp.float64
-
-
-@pytest.fixture
-def rng(request):
-  # Local stand-in for conftest's ``rng`` (which currently fails setting an
-  # attribute on np.random.Generator); same behaviour: fresh seed, reported.
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
 
 
 def _seed(rng):

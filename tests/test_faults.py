@@ -173,19 +173,10 @@ def _wait_for_checkpoint(proc, ckpt_dir, min_step, timeout):
   return False
 
 
-_RESUME_BUG = pytest.mark.xfail(strict=True, reason=(
-    "training/train.py _train_locked: resuming from a checkpoint at step s "
-    "with s % log_every == 0 drops train_loss from the row of step s (guard "
-    "`step > start`) and folds its pending losses into the next logged row. "
-    "Observed (ckpt_every=2, log_every=2, resumed at 6): uninterrupted "
-    "{step 6: train_loss 5.464, val_loss 4.919}, {step 8: train_loss 5.258}; "
-    "resumed {step 6: val_loss 4.919}, {step 8: train_loss 5.361}"))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("ckpt_every,log_every", [
     (3, 5),  # no checkpoint lands on a logged step (3, 6, 9, 12 vs 5, 10).
-    pytest.param(2, 2, marks=_RESUME_BUG),
+    (2, 2),  # every checkpoint does (the row's pending losses must survive).
 ], ids=["ckpt-off-log-step", "ckpt-on-log-step"])
 def test_train_gpt_killed_and_resumed_equals_uninterrupted(
     tmp_path, rng, ckpt_every, log_every):
@@ -224,7 +215,8 @@ def test_resume_after_partial_metrics_line(tmp_path):
   file inside its last line) must not make the run unresumable."""
   from spectral_jax.training import train_gpt  # pylint: disable=g-import-not-at-top
   ref, run = tmp_path / "ref", tmp_path / "run"
-  # Checkpoint (3) off the logged steps (5): see _RESUME_BUG.
+  # Checkpoint (3) off the logged steps (5), so that only the partial line
+  # can make this fail.
   cfg = _tiny_config(steps=6, ckpt_every=3, log_every=5)
   train_gpt(cfg, ref, progress=False, plots=False)
   train_gpt(cfg, run, progress=False, plots=False, stop_after=3)

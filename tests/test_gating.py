@@ -4,8 +4,6 @@ Reference directions are NumPy float64 SVDs: the spectral slice must equal
 ‖G‖_*·U Vᵀ and the Euclidean slice G itself (tolerance 1e-10: float64 SVD).
 """
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,15 +13,6 @@ from flax import nnx
 from spectral_jax import diagnostics
 from spectral_jax import gating
 from spectral_jax.models import MLP
-
-
-@pytest.fixture
-def rng(request):
-  # Local stand-in for conftest's ``rng`` (which currently fails setting an
-  # attribute on np.random.Generator); same behaviour: fresh seed, reported.
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
 
 
 def np_nr(g):

@@ -22,15 +22,6 @@ from spectral_jax.models import get_activation
 F64 = jnp.float64
 
 
-@pytest.fixture
-def rng(request):
-  # Local stand-in for conftest's ``rng`` (which currently fails setting an
-  # attribute on np.random.Generator); same behaviour: fresh seed, reported.
-  import os
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
-
 _NP_ACT = {
     "relu": lambda z: np.maximum(z, 0),
     "relu2": lambda z: np.maximum(z, 0) ** 2,

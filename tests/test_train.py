@@ -66,7 +66,9 @@ def test_config_validation():
 
 
 def test_labels_on_gpt():
-  _, params, _ = T.init_model(_tiny(), 256)
+  from flax import nnx
+  model = nnx.eval_shape(lambda: T.default_model_fn(_tiny(), 256, nnx.Rngs(0)))
+  params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   labels = T.hidden_matrix_labels(params)
   flat = {T._path_str(p): v for p, v in
           jax.tree_util.tree_flatten_with_path(labels)[0]}

@@ -607,11 +607,24 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
       "timing_s": {k: round(v, 2) for k, v in timing.items()},
       "wall_s": round(time.perf_counter() - t_start, 2),
       "resumed_from": start if resume else None,
+      # st(W) of every hidden matrix at the end (paper 3: Muon keeps it higher).
+      "weight_stable_rank": _weight_stable_ranks(state.params),
   }
   if plots:
     summary["figures"] = write_figures(rows, out, title=config.optimizer)
   _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
   return summary
+
+
+def _weight_stable_ranks(params) -> dict[str, list[float]]:
+  labels = hidden_matrix_labels(params)
+  out = {}
+  for (path, w), lab in zip(jax.tree_util.tree_flatten_with_path(params)[0],
+                            jax.tree.leaves(labels)):
+    if lab == "hidden":
+      val = np.atleast_1d(np.asarray(linalg.stable_rank(w.astype(jnp.float32))))
+      out[_path_str(path)] = [round(float(v), 4) for v in val]
+  return out
 
 
 def _jsonable(d):
@@ -706,6 +719,6 @@ def write_figures(rows, out_dir, title: str = "") -> list[str]:
         ax.set(xlabel="step", ylabel=ylabel, title=name, ylim=(0, None))
         if vals.shape[1] > 1:
           ax.legend(fontsize=6)
-      fig.suptitle(f"{ftitle} {title}")
+      fig.suptitle(f"{ftitle} ({title})", y=1.04)
       save(fig, fname)
   return written
