@@ -443,16 +443,7 @@ def _ns_preconditioned(x, rows, preconditioning, eps, safety=1.0,
 
 
 def _newton_schulz(x, sched: linalg.Schedule, eps, compute_dtype):
-  """X₀ = G / (s‖G‖_F + eps), then ``sched``'s rows: ``linalg.newton_schulz``.
-
-  Complex inputs take the local loop: linalg.newton_schulz (as of this
-  writing) casts the input to the real dtype of its norm, dropping the
-  imaginary part.
-  """
-  if jnp.iscomplexobj(x):
-    return _ns_preconditioned(x, sched.coeffs, "frobenius",
-                              0.0 if eps is None else eps, sched.safety,
-                              compute_dtype)
+  """X₀ = G / (s‖G‖_F + eps), then ``sched``'s rows: ``linalg.newton_schulz``."""
   return linalg.newton_schulz(x, len(sched.coeffs), sched, eps=eps,
                               compute_dtype=compute_dtype)
 
@@ -460,10 +451,10 @@ def _newton_schulz(x, sched: linalg.Schedule, eps, compute_dtype):
 def _nan_if_nonfinite(fn):
   """Wrap ``fn`` so a slice with a non-finite entry maps to an all-NaN slice.
 
-  linalg's zero-safe division reads a NaN normaliser as "zero input" and
-  returns 0, which would silently freeze a leaf whose momentum holds an inf.
-  optax propagates the NaN; so do we, slice by slice: the other slices of the
-  leaf and the other leaves of a batched group are untouched.
+  optax propagates a non-finite gradient into the update; so do we, slice by
+  slice and for every polar method alike (an SVD of an inf is not defined):
+  the other slices of the leaf and the other leaves of a batched group are
+  untouched.
   """
   def wrapped(x):
     out = fn(x)
