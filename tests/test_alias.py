@@ -8,7 +8,6 @@ differences; we measured max relative differences of 1e-6 to 4e-6, so the
 tolerance is 3e-5 · max|u| per leaf.
 """
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -21,15 +20,6 @@ import spectral_jax
 from spectral_jax import MuonDimensionNumbers
 
 _RTOL = 3e-5
-
-
-@pytest.fixture
-def rng(request):
-  # Local copy of conftest's fixture: numpy's Generator rejects the
-  # ``seed_value`` attribute conftest sets (AttributeError at setup).
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
 
 
 def _randn(rng, shape, dtype=jnp.float32):

@@ -1,6 +1,5 @@
 """Tests for spectral_jax.labels: spec trees for stacked params and NNX models."""
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -12,15 +11,6 @@ from flax import nnx
 import spectral_jax
 from spectral_jax import MuonDimensionNumbers as DN
 from spectral_jax import labels
-
-
-@pytest.fixture
-def rng(request):
-  # Local copy of conftest's fixture: numpy's Generator rejects the
-  # ``seed_value`` attribute conftest sets (AttributeError at setup).
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
 
 
 def test_reexports_optax_class():

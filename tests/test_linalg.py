@@ -8,7 +8,6 @@ input rounding of ~4e-3 per entry, so their polar factors are compared at
 or on well-conditioned inputs (it runs in float64 here: conftest enables x64).
 """
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -17,15 +16,6 @@ import pytest
 
 from spectral_jax import linalg
 
-
-@pytest.fixture
-def rng(request):
-  # Local copy of conftest's fixture: conftest's sets an attribute that
-  # numpy's Generator does not allow (reported to the lead). Fresh seed each
-  # run, printed on failure by conftest's report hook.
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
 
 EXACT = ("svd", "qdwh", "eigh")  # "auto" is one of these: tested apart.
 

@@ -7,7 +7,6 @@ only in summation order, measured ≤ 4e-6 relative after five steps, so
 3e-5 · max|u| is used).
 """
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -21,15 +20,6 @@ from spectral_jax import MuonDimensionNumbers as DN
 from spectral_jax import transforms
 
 _RTOL32 = 3e-5
-
-
-@pytest.fixture
-def rng(request):
-  # Local copy of conftest's fixture: numpy's Generator rejects the
-  # ``seed_value`` attribute conftest sets (AttributeError at setup).
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
 
 
 def _randn(rng, shape, dtype=jnp.float32):
