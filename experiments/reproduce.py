@@ -182,6 +182,8 @@ def main(args: argparse.Namespace) -> int:
       "wall times below are from the run that produced each section. "
       "Random streams differ from the authors' PyTorch code, so curves match "
       "the paper in shape and range, not point by point.")
+  header += (f" Sum of the per-experiment wall times in this report: "
+             f"{sum(r.get('seconds', 0) for r in results):.0f} s.")
   path, _ = report.write_report(out, results, header=header)
   print(f"[reproduce] wrote {path} ({time.perf_counter() - start:.0f} s)")
   return 0

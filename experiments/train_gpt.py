@@ -180,7 +180,8 @@ def main(args: argparse.Namespace) -> int:
       return 0
     summary = train_lib.train(config, args.out, resume=args.resume,
                               progress=progress)
-  except (ValueError, RuntimeError, ckpt_lib.CheckpointError) as err:
+  except (ValueError, RuntimeError, ArithmeticError,
+          ckpt_lib.CheckpointError) as err:
     raise UsageError(str(err)) from None
   keep = ("optimizer", "n_params", "final_val_loss", "final_train_loss",
           "tokens_per_s", "track_overhead", "wall_s")

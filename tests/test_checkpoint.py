@@ -10,14 +10,6 @@ import pytest
 from spectral_jax.training import checkpoint as C
 
 
-@pytest.fixture
-def rng(request):
-  # conftest's fixture sets an attribute numpy 2 Generators refuse.
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
-
-
 class _State(NamedTuple):
   params: dict
   count: jnp.ndarray

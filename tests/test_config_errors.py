@@ -14,6 +14,8 @@ import optax
 import pytest
 
 import spectral_jax as sj
+from spectral_jax import diagnostics
+from spectral_jax import gating
 from spectral_jax import robust
 from spectral_jax.transforms import MuonDimensionNumbers
 
@@ -101,6 +103,14 @@ _BUILD_ERRORS = [
      r"conv='flat'.*allowed"),
     ("skip-nonfinite-inner", lambda: robust.skip_nonfinite(optax.sgd),
      r"inner=.*GradientTransformation"),
+    ("gated-margin-zero", lambda: gating.gated_spectral(margin=0.0),
+     r"margin .*> 0.*0\.0"),
+    ("gated-margin-nan", lambda: gating.gated_spectral(margin=float("nan")),
+     r"margin .*finite.*nan"),
+    ("gated-specgd-method", lambda: gating.gated_specgd(0.1, method="qr"),
+     r"method='qr'.*allowed"),
+    ("monitor-every-zero", lambda: diagnostics.monitor_nuclear_rank(0),
+     r"every .*positive int.*0"),
 ]
 
 
@@ -137,6 +147,15 @@ _UNCHECKED = [
                  r"eps=-1\.0", id="scale-by-polar-eps", marks=pytest.mark.xfail(
                      strict=True, reason="transforms.scale_by_polar does not "
                      "check eps (scale_by_muon rejects eps < 0)")),
+    pytest.param(lambda: gating.gated_specgd(-0.1), r"learning_rate=-0\.1",
+                 id="gated-specgd-lr", marks=pytest.mark.xfail(
+                     strict=True, reason="gating.gated_specgd(-0.1) accepts a "
+                     "negative learning rate (muon/specgd reject it)")),
+    pytest.param(lambda: gating.gated_spectral("specgd"), r"spectral=",
+                 id="gated-spectral-str", marks=pytest.mark.xfail(
+                     strict=True, reason="gating.gated_spectral('specgd') is "
+                     "accepted; fails with AttributeError 'str' object has no "
+                     "attribute 'init'")),
     pytest.param(lambda: sj.polar(jnp.ones((3, 3)), rtol=-1.0), r"rtol=-1\.0",
                  id="polar-rtol", marks=pytest.mark.xfail(
                      strict=True, reason="linalg.polar accepts rtol=-1.0 "
@@ -239,14 +258,6 @@ def _assert_one_line_error(proc):
   return lines[0]
 
 
-_PYTHON_M_BUG = pytest.mark.xfail(
-    strict=True, reason="experiments/cli.py run as `python -m experiments."
-    "cli`: the module is __main__, so main() catches __main__.UsageError "
-    "while subcommands raise experiments.cli.UsageError; it escapes as a "
-    "traceback, exit 1 (fix: re-import main from experiments.cli in the "
-    "__main__ block)")
-
-
 @pytest.mark.parametrize("args,pattern", [
     ([], r"required.*COMMAND"),
     (["frobnicate"], r"invalid choice: 'frobnicate'"),
@@ -258,8 +269,7 @@ def test_cli_argparse_errors(tmp_path, args, pattern):
   assert __import__("re").search(pattern, line), line
 
 
-@pytest.mark.parametrize("launcher", [
-    pytest.param("module", marks=_PYTHON_M_BUG), "entry"])
+@pytest.mark.parametrize("launcher", ["module", "entry"])
 @pytest.mark.parametrize("case", ["unknown-experiment", "unwritable-out"])
 def test_cli_usage_errors(tmp_path, launcher, case):
   if case == "unknown-experiment":

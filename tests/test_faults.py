@@ -27,15 +27,6 @@ _WALL_CLOCK = {"tokens_per_s", "seconds", "wall_s", "timing_s", "time_s",
                "elapsed_s", "it_per_s"}
 
 
-@pytest.fixture
-def rng(request):
-  # Local copy of conftest's fixture: conftest's sets an attribute on a
-  # numpy Generator, which numpy 2.4 refuses (AttributeError).
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
-
-
 def _strip(row):
   return {k: v for k, v in row.items() if k not in _WALL_CLOCK}
 

@@ -15,16 +15,6 @@ from spectral_jax import linalg
 from spectral_jax.models import random_features as rf
 
 
-@pytest.fixture
-def rng(request):
-  # Same as conftest's fixture, which currently fails on numpy's Generator
-  # (it sets an attribute Generator does not allow).
-  import os
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
-
-
 def _np_silu(t):
   return t / (1 + np.exp(-t))
 

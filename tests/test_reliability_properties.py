@@ -26,15 +26,6 @@ import spectral_jax as sj
 from spectral_jax import linalg
 from spectral_jax.transforms import MuonDimensionNumbers
 
-
-@pytest.fixture
-def rng(request):
-  # Local copy of conftest's fixture: conftest's sets an attribute on a
-  # numpy Generator, which numpy 2.4 refuses (AttributeError).
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
-
 # Each new shape/dtype costs an XLA compile (≈ 1 s of CPU here), so the default
 # suite draws few examples from a small set of sizes (compiles get reused);
 # SPECTRAL_JAX_PROPERTY_EXAMPLES=25 runs the thorough version.

@@ -16,14 +16,6 @@ from spectral_jax.training import data as D
 T = importlib.import_module("spectral_jax.training.train")
 
 
-@pytest.fixture
-def rng(request):
-  # conftest's fixture sets an attribute numpy 2 Generators refuse.
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
-
-
 def _tiny(**kw):
   base = dict(n_layer=2, n_head=2, d_model=16, context=16, batch_size=4,
               steps=8, log_every=2, eval_every=4, val_batches=1,

@@ -1,20 +1,9 @@
 """Tests for spectral_jax.training.data: shards, byte corpora, batches."""
 
-import os
-
 import numpy as np
 import pytest
 
 from spectral_jax.training import data as D
-
-
-@pytest.fixture
-def rng(request):
-  # conftest's fixture sets an attribute numpy 2 Generators refuse; same
-  # behaviour (fresh OS seed, reported on failure) without it.
-  seed = int.from_bytes(os.urandom(4), "little")
-  request.node.user_properties.append(("seed", seed))
-  return np.random.default_rng(seed)
 
 
 def _is_window(tokens, row):

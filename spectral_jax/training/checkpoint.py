@@ -161,9 +161,15 @@ class Checkpointer:
     for key, want in expect.items():
       got = meta.get(key)
       if got != want:
+        if isinstance(got, dict) and isinstance(want, dict):
+          keys = sorted(k for k in set(got) | set(want)
+                        if got.get(k) != want.get(k))
+          detail = "; ".join(f"{k} = {_short(got.get(k), 60)} there, "
+                             f"{_short(want.get(k), 60)} here" for k in keys[:5])
+        else:
+          detail = f"{_short(got)} there, {_short(want)} here"
         raise CheckpointError(
-            f"checkpoint {where} does not match this run: {key} is "
-            f"{_short(got)} there but {_short(want)} here.")
+            f"checkpoint {where} does not match this run ({key}: {detail}).")
     want_specs = _leaf_specs(target)
     got_specs = meta.get("leaves")
     if got_specs != want_specs:
