@@ -13,12 +13,14 @@ Every field of :class:`spectral_jax.training.train.TrainConfig` is a flag
 supplies the defaults. ``--mesh data=N,fsdp=M`` shards over N·M devices
 (multi-host: see ``spectral_jax.training.sharding``).
 
-Measured (2026-11-24, shared 2-core CPU, load average ≈ 11 from other jobs):
-the default ``spectral-jax train-gpt --out /tmp/gpt`` (cpu-small: 4 × 128,
-context 128, batch 16, 300 Muon steps, 0.85M parameters, tracking every 100
-steps) took 13 min 14 s wall for 170 s of CPU time (this process got 21 % of
-a core on average); validation loss 6.38 → 1.51 nats/byte; tracking overhead
-11 % of training time.
+Measured (2026-11-24, shared 2-core CPU) for the default
+``spectral-jax train-gpt --out /tmp/gpt`` (cpu-small: 4 × 128, context 128,
+batch 16, 300 Muon steps, 0.85M parameters, tracking every 100 steps):
+
+  * load average ≈ 3–4: 2 min 03 s wall, 163 s CPU, 6.6k tokens/s, tracking
+    16 % of training time; validation loss 6.38 → 1.51 nats/byte;
+  * load average ≈ 11 (other jobs): 13 min 14 s wall for 170 s of CPU time
+    (the process got 21 % of a core).
 
 No accelerator was available when this was written: the ``gpt2-small`` preset
 is wired up but has not been run.
