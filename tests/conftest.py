@@ -7,7 +7,13 @@ on new data each time, not on one memorised instance.
 
 import os
 
-import jax
+# Small LAPACK calls (eigh/SVD of ≤ 512×512) run far slower with threaded
+# OpenBLAS on a 2-core machine; the suite is many small problems. Set before
+# numpy/jax load; a caller's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import pytest
 
