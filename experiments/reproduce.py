@@ -156,6 +156,22 @@ def main(args: argparse.Namespace) -> int:
   out = _check_out_dir(args.out)
   report.enable_x64()
 
+  # The library's run lock (as train-gpt): two runs on one --out would write
+  # the same metrics, markers and report concurrently.
+  from spectral_jax.training.checkpoint import RunLock
+  lock = RunLock(out)
+  try:
+    lock.__enter__()
+  except RuntimeError as err:
+    raise UsageError(str(err)) from None
+  try:
+    return _run_locked(args, mods, selected, out)
+  finally:
+    lock.__exit__(None, None, None)
+
+
+def _run_locked(args, mods, selected, out) -> int:
+  """``main``'s work, with ``out`` locked."""
   import jax
   start = time.perf_counter()
   for name in selected:

@@ -149,12 +149,19 @@ def muon(
   Raises:
     ValueError: at build time, for an unknown ``preconditioning``,
       ``polar_method`` or ``ns_coeffs`` name, ``ns_steps < 1``, ``beta``
-      outside [0, 1) or a negative learning rate.
+      outside [0, 1), ``adam_b1`` / ``adam_b2`` outside [0, 1), an unknown
+      ``mu_dtype`` or a negative learning rate.
   """
   _check_learning_rate("learning_rate", learning_rate)
   if adam_learning_rate is None:
     adam_learning_rate = learning_rate
   _check_learning_rate("adam_learning_rate", adam_learning_rate)
+  # optax.adamw checks none of these; fail here, not at the first update.
+  transforms._check_range("adam_b1", adam_b1, 0.0, 1.0, hi_open=True,
+                          what="in [0, 1)")
+  transforms._check_range("adam_b2", adam_b2, 0.0, 1.0, hi_open=True,
+                          what="in [0, 1)")
+  transforms._check_mu_dtype(mu_dtype)
   param_labels, dims_fn = _matrix_partition(muon_weight_dimension_numbers,
                                             "muon", "adam")
   return optax.partition(
@@ -237,6 +244,9 @@ def specgd(
   _check_learning_rate("learning_rate", learning_rate)
   if other is None:
     other = optax.adamw(learning_rate)
+  elif not isinstance(other, optax.GradientTransformation):
+    raise ValueError(f"other={other!r} is not allowed; other must be an "
+                     "optax.GradientTransformation or None (AdamW).")
   param_labels, dims_fn = _matrix_partition(weight_dimension_numbers,
                                             "specgd", "other")
   return optax.partition(

@@ -92,6 +92,10 @@ def gated_spectral(
   """
   if not np.isfinite(margin) or margin <= 0:
     raise ValueError(f"margin must be a finite number > 0, got {margin!r}.")
+  for name, tx in (("spectral", spectral), ("euclidean", euclidean)):
+    if tx is not None and not isinstance(tx, optax.GradientTransformation):
+      raise ValueError(f"{name}={tx!r} is not allowed; {name} must be an "
+                       "optax.GradientTransformation or None (the default).")
   if spectral is None:
     spectral = transforms.scale_by_specgd(
         "svd", weight_dimension_numbers=labels.stacked_dimension_numbers)
@@ -168,6 +172,9 @@ def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
   learning rate. Pass ``stable_rank=`` to ``update`` at every step (see the
   module docstring).
   """
+  # A schedule (callable) is not checked: transforms._check_range skips it.
+  transforms._check_range("learning_rate", learning_rate, 0.0,
+                          what="a finite number >= 0 or a schedule")
   return optax.chain(
       gated_spectral(
           transforms.scale_by_specgd(

@@ -520,7 +520,8 @@ def polar(x: jax.Array, method: str = "svd", *, rtol: float | None = None,
     Array of ``x``'s shape and dtype.
 
   Raises:
-    ValueError: unknown method, ``x.ndim < 2`` or a non-float ``x``.
+    ValueError: unknown method, ``rtol`` negative or not finite,
+      ``x.ndim < 2`` or a non-float ``x``.
 
   References:
     Higham, Mackey, Mackey & Tisseur, *Computing the polar decomposition and
@@ -531,6 +532,13 @@ def polar(x: jax.Array, method: str = "svd", *, rtol: float | None = None,
   if method not in POLAR_METHODS:
     raise ValueError(
         f"method={method!r} is not a polar method; allowed: {POLAR_METHODS}.")
+  if rtol is not None and not (isinstance(rtol, (int, float, np.floating,
+                                                 np.integer))
+                               and not isinstance(rtol, bool)
+                               and np.isfinite(rtol) and rtol >= 0):
+    # rtol < 0 would keep zero singular values (0 > rtol·σ₁): not a cut-off.
+    raise ValueError(f"rtol={rtol!r} is not allowed; rtol must be a finite "
+                     "number >= 0, or None (the default).")
   x = _check_matrix(x, "polar")
   if method == "newton_schulz":
     return newton_schulz(x, **ns_kwargs)

@@ -114,6 +114,20 @@ def _check_range(name: str, value, lo=None, hi=None, *, lo_open=False,
     raise ValueError(f"{name}={value!r} is not allowed; {name} must be {what}.")
 
 
+def _check_mu_dtype(mu_dtype):
+  """The canonical ``mu_dtype`` (``None`` stays ``None``)."""
+  if mu_dtype is None:
+    return None
+  try:
+    dtype = jax.dtypes.canonicalize_dtype(mu_dtype)
+  except TypeError:
+    dtype = None
+  if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
+    raise ValueError(f"mu_dtype={mu_dtype!r} is not allowed; use a floating "
+                     "or complex dtype or None.")
+  return dtype
+
+
 def _check_ns_steps(ns_steps, allow_traced: bool = False) -> int | None:
   """The int ``ns_steps``; ``None`` if traced and ``allow_traced``.
 
@@ -371,9 +385,24 @@ def _ns_step(x, a, b, c, gram=None):
   return a * x + (b * gram + c * (gram @ gram)) @ x
 
 
+def _prescale(x):
+  """``x · 2^-e`` per slice with ``max |x_ij| < 2^e``: exact, ``|x_ij| < 1``.
+
+  AOL and Schatten are scale invariant, but their Gram matrix ``X Xᴴ`` is
+  formed before any normalisation and overflows (``inf``, then ``0·inf =
+  NaN``) for float32 entries ~1e20. A power-of-two scale changes no mantissa,
+  so normal-scale results are unchanged up to the ``_FIRST_STEP_EPS`` floor.
+  """
+  big = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
+  _, exp = jnp.frexp(big)  # frexp(0) = (0, 0): zero slices stay as they are.
+  return jnp.ldexp(x, -exp) if not jnp.iscomplexobj(x) else (
+      jax.lax.complex(jnp.ldexp(x.real, -exp), jnp.ldexp(x.imag, -exp)))
+
+
 def _aol_first_step(x, a, b, c):
   # AOL (Boissin et al.): scale row i by (Σ_j |A_ij|)^{-1/2}, a cheap bound
   # that puts every σ ≤ 1, reusing A for the first quintic step.
+  x = _prescale(x)
   gram = x @ _mH(x)
   s = jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.abs(gram), axis=-1),
                                 _FIRST_STEP_EPS))[..., None]
@@ -385,6 +414,7 @@ def _schatten_first_step(x, a, b, c):
   # the first step needs anyway. (optax 0.2.8 writes X Xᵀ here, without the
   # conjugate; for complex X that is not a function of the singular values,
   # so we use X Xᴴ. Real inputs are unaffected.)
+  x = _prescale(x)
   gram = x @ _mH(x)
   fro = jnp.sqrt(jnp.sum(jnp.abs(gram) ** 2, axis=(-2, -1), keepdims=True))
   s = jax.lax.rsqrt(jnp.maximum(fro, _FIRST_STEP_EPS)).astype(x.real.dtype)
@@ -556,6 +586,7 @@ def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
   """Checked arguments -> a function ``(B, m, n) -> polar per slice``."""
   _check_choice("method", method, linalg.POLAR_METHODS)
   _check_ns_steps(ns_steps)
+  _check_range("eps", eps, 0.0, what="a finite number >= 0, or None")
   cdtype = _check_compute_dtype(compute_dtype, method)
   if method != "newton_schulz":
     return _orthogonalizer(None, polar_method=method, compute_dtype=cdtype)
@@ -730,8 +761,7 @@ def scale_by_muon(
   _check_range("eps", eps, 0.0, what="a finite number >= 0")
   cdtype = _check_compute_dtype(compute_dtype, polar_method)
   plan = _ns_plan(ns_coeffs, ns_steps)
-  mu_dtype = (None if mu_dtype is None
-              else jax.dtypes.canonicalize_dtype(mu_dtype))
+  mu_dtype = _check_mu_dtype(mu_dtype)
   orthogonalize = _orthogonalizer(
       plan, polar_method=polar_method, preconditioning=preconditioning,
       eps=eps, compute_dtype=cdtype)
@@ -791,7 +821,8 @@ def scale_by_shape(
   def scale(x, d, path):
     _, fan_in, fan_out = matrix_shape(x.shape, d, _path_str(path))
     if consistent_rms is None:
-      return jnp.sqrt(jnp.maximum(1, fan_out / fan_in)) * x
+      # fan_in = 0: a zero-size leaf; any finite factor gives the empty update.
+      return jnp.sqrt(max(1.0, fan_out / max(fan_in, 1))) * x
     return jnp.sqrt(jnp.maximum(fan_in, fan_out)) * consistent_rms * x
 
   def update_fn(updates, state, params=None):

@@ -121,50 +121,30 @@ def test_constructor_rejects_bad_argument(make, pattern):
     make()
 
 
-# Arguments that are accepted silently today (each a bug to fix in the file
-# named in the reason). strict=True: the test starts failing once fixed, so
-# the marker gets removed.
-_UNCHECKED = [
+# Arguments whose checks were added after this file first found them
+# unchecked (each was a strict xfail until fixed).
+_LATER_CHECKED = [
     pytest.param(lambda: sj.muon(0.1, adam_b1=1.5), r"adam_b1=1\.5",
-                 id="muon-adam-b1", marks=pytest.mark.xfail(
-                     strict=True, reason="alias.muon passes adam_b1=1.5 to "
-                     "optax.adamw unchecked (expected ValueError, [0, 1))")),
+                 id="muon-adam-b1"),
     pytest.param(lambda: sj.muon(0.1, adam_b2=-0.5), r"adam_b2=-0\.5",
-                 id="muon-adam-b2", marks=pytest.mark.xfail(
-                     strict=True, reason="alias.muon passes adam_b2=-0.5 to "
-                     "optax.adamw unchecked (expected ValueError, [0, 1))")),
+                 id="muon-adam-b2"),
     pytest.param(lambda: sj.muon(0.1, mu_dtype="float33"), r"mu_dtype",
-                 id="muon-mu-dtype", marks=pytest.mark.xfail(
-                     strict=True, reason="alias.muon(mu_dtype='float33') "
-                     "raises numpy's TypeError 'data type not understood', "
-                     "not a ValueError naming mu_dtype")),
+                 id="muon-mu-dtype"),
     pytest.param(lambda: sj.specgd(0.1, other="adamw"), r"other=",
-                 id="specgd-other", marks=pytest.mark.xfail(
-                     strict=True, reason="alias.specgd(other='adamw') is "
-                     "accepted; fails later with AttributeError 'str' object "
-                     "has no attribute 'init'")),
+                 id="specgd-other"),
     pytest.param(lambda: sj.scale_by_polar("newton_schulz", eps=-1.0),
-                 r"eps=-1\.0", id="scale-by-polar-eps", marks=pytest.mark.xfail(
-                     strict=True, reason="transforms.scale_by_polar does not "
-                     "check eps (scale_by_muon rejects eps < 0)")),
+                 r"eps=-1\.0", id="scale-by-polar-eps"),
     pytest.param(lambda: gating.gated_specgd(-0.1), r"learning_rate=-0\.1",
-                 id="gated-specgd-lr", marks=pytest.mark.xfail(
-                     strict=True, reason="gating.gated_specgd(-0.1) accepts a "
-                     "negative learning rate (muon/specgd reject it)")),
+                 id="gated-specgd-lr"),
     pytest.param(lambda: gating.gated_spectral("specgd"), r"spectral=",
-                 id="gated-spectral-str", marks=pytest.mark.xfail(
-                     strict=True, reason="gating.gated_spectral('specgd') is "
-                     "accepted; fails with AttributeError 'str' object has no "
-                     "attribute 'init'")),
+                 id="gated-spectral-str"),
     pytest.param(lambda: sj.polar(jnp.ones((3, 3)), rtol=-1.0), r"rtol=-1\.0",
-                 id="polar-rtol", marks=pytest.mark.xfail(
-                     strict=True, reason="linalg.polar accepts rtol=-1.0 "
-                     "(keeps every singular value, zeros included)")),
+                 id="polar-rtol"),
 ]
 
 
-@pytest.mark.parametrize("make,pattern", _UNCHECKED)
-def test_unchecked_arguments(make, pattern):
+@pytest.mark.parametrize("make,pattern", _LATER_CHECKED)
+def test_later_checked_arguments(make, pattern):
   with pytest.raises(ValueError, match=pattern):
     make()
 
@@ -216,16 +196,9 @@ def test_transform_spec_mismatch_names_path():
     (dict(cooldown_frac=1.5), r"cooldown_frac .*\[0, 1\].*1\.5"),
     (dict(compute_dtype="float16"), r"compute_dtype .*'float16'"),
     (dict(mesh="gpu=2"), r"mesh.*'gpu=2'"),
-    pytest.param(dict(momentum=1.5), r"momentum.*1\.5", marks=pytest.mark.xfail(
-        strict=True, reason="training/train.py TrainConfig accepts "
-        "momentum=1.5 (expected ValueError, [0, 1))")),
-    pytest.param(dict(muon_lr=-0.02), r"muon_lr.*-0\.02",
-                 marks=pytest.mark.xfail(
-                     strict=True, reason="training/train.py TrainConfig "
-                     "accepts muon_lr=-0.02 (expected ValueError, >= 0)")),
-    pytest.param(dict(n_head=3), r"n_head.*3.*d_model", marks=pytest.mark.xfail(
-        strict=True, reason="training/train.py TrainConfig accepts n_head=3 "
-        "with d_model=128 (expected ValueError: n_head must divide d_model)")),
+    (dict(momentum=1.5), r"momentum.*1\.5"),
+    (dict(muon_lr=-0.02), r"muon_lr.*-0\.02"),
+    (dict(n_head=3), r"n_head.*3.*d_model"),
 ], ids=["optimizer", "steps", "n_layer", "cooldown", "dtype", "mesh",
         "momentum", "muon-lr", "n-head"])
 def test_train_config_rejects_bad_values(overrides, pattern):

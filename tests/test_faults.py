@@ -201,11 +201,6 @@ def test_train_gpt_killed_and_resumed_equals_uninterrupted(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=json.JSONDecodeError, reason=(
-    "training/train.py read_metrics: a run killed in the middle of "
-    "_append_row leaves a partial last line in metrics.jsonl; --resume then "
-    "dies with json.JSONDecodeError instead of dropping the partial row "
-    "(rows from the checkpoint's step on are rewritten anyway)"))
 def test_resume_after_partial_metrics_line(tmp_path):
   """A kill during the append of a metrics row (simulated by cutting the
   file inside its last line) must not make the run unresumable."""
@@ -311,11 +306,6 @@ def test_reproduce_is_deterministic(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "experiments/reproduce.py takes no lock on --out: two `reproduce --only "
-    "lambda_toy --out DIR` runs both proceed and write DIR/lambda_toy/"
-    "metrics.jsonl and report.md concurrently (expected: the second exits 2 "
-    "with a one-line 'in use by another run' error, as train-gpt does)"))
 def test_two_reproduce_runs_on_one_folder(tmp_path):
   out = tmp_path / "out"
   procs = [subprocess.Popen(_reproduce_cmd(out), cwd=_REPO, env=_env(),

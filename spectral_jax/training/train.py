@@ -146,6 +146,20 @@ class TrainConfig:
                          f"{getattr(self, name)!r}.")
     if not 0.0 <= self.cooldown_frac <= 1.0:
       raise ValueError(f"cooldown_frac must be in [0, 1], got {self.cooldown_frac}.")
+    for name in ("momentum", "momentum_start"):
+      value = getattr(self, name)
+      if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+    for name in ("adamw_lr", "embed_lr", "muon_lr", "specgd_lr",
+                 "weight_decay"):
+      value = getattr(self, name)
+      if not (isinstance(value, (int, float)) and math.isfinite(value)
+              and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got "
+                         f"{value!r}.")
+    if self.d_model % self.n_head:
+      raise ValueError(f"n_head={self.n_head} must divide d_model="
+                       f"{self.d_model} (head size d_model / n_head).")
     if self.compute_dtype not in ("float32", "bfloat16"):
       raise ValueError("compute_dtype must be 'float32' or 'bfloat16', got "
                        f"{self.compute_dtype!r}.")
@@ -428,11 +442,23 @@ def _atomic_write(path: pathlib.Path, text: str) -> None:
 
 
 def read_metrics(out_dir) -> list[dict]:
-  """The rows of ``out_dir/metrics.jsonl``."""
+  """The rows of ``out_dir/metrics.jsonl``.
+
+  A run killed inside :func:`_append_row` leaves a partial last line (not
+  valid JSON): that row is dropped (a resumed run rewrites
+  every row from its checkpoint's step on). A bad line elsewhere is an error.
+  """
   path = pathlib.Path(out_dir) / "metrics.jsonl"
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line]
+  lines = [line for line in path.read_bytes().split(b"\n") if line]
+  rows = [json.loads(line) for line in lines[:-1]]
+  if lines:
+    try:
+      rows.append(json.loads(lines[-1]))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+      pass  # The append was cut: resume rewrites rows from its step on.
+  return rows
 
 
 def _append_row(path: pathlib.Path, row: dict) -> None:
