@@ -18,7 +18,6 @@ import sys
 import textwrap
 import time
 
-import numpy as np
 import pytest
 
 _REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -186,11 +185,6 @@ def test_train_gpt_killed_and_resumed_equals_uninterrupted(
   finally:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-  if (run / "ckpt" / str(_TINY["steps"])).is_dir():
-    # Killed after the run had finished: see the known bug shown by
-    # test_resume_of_a_finished_run (deterministic).
-    pytest.xfail("killed after the final checkpoint: "
-                 "test_resume_of_a_finished_run's bug")
   resumed = subprocess.run(_train_cmd(run, resume=True, **cfg), cwd=_REPO,
                            env=_env(),
                            timeout=600, capture_output=True, text=True)
@@ -219,14 +213,6 @@ def test_resume_after_partial_metrics_line(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "training/train.py _train_locked: the final checkpoint (step = steps) is "
-    "saved after the last row consumed the pending losses, so it stores "
-    "pending_losses=[]; --resume of a finished (or killed-after-finishing) "
-    "run truncates rows with step >= steps and rewrites the last row without "
-    "train_loss. Observed (steps=12, ckpt_every=3, log_every=5): last row "
-    "{step 12, val_loss 4.436} instead of {step 12, train_loss 5.051, "
-    "val_loss 4.436}"))
 def test_resume_of_a_finished_run(tmp_path):
   from spectral_jax.training import train_gpt  # pylint: disable=g-import-not-at-top
   cfg = _tiny_config(steps=6, ckpt_every=3, log_every=5)

@@ -608,13 +608,15 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
     if bar is not None:
       bar.update(1)
       bar.set_postfix(loss=f"{loss:.3f}")
-    if config.ckpt_every and step % config.ckpt_every == 0 and step < config.steps:
+    periodic = config.ckpt_every and step % config.ckpt_every == 0
+    final = step == config.steps and (config.ckpt_every or resume)
+    if checkpointer is not None and (periodic or final):
+      # Saved before this step's row consumes the pending losses (the final
+      # checkpoint included), so a resume from here rewrites that row whole.
       ckpt_save(step)
   if bar is not None:
     bar.close()
   if checkpointer is not None:
-    if config.ckpt_every or resume:
-      ckpt_save(config.steps)
     checkpointer.close()
 
   rows = read_metrics(out)
