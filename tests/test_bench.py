@@ -14,7 +14,7 @@ def test_bench_run_writes_reports(tmp_path):
   cfg = bench.BenchConfig(
       reps=1, shapes=((12, 4),), steps=(3, 5),
       presets=(("jordan", "frobenius"), ("polar_express", "schatten8")),
-      exact=("svd", "auto"), layers=2)
+      exact=("svd", "auto"), layers=2, gpt_reps=0)
   res = bench.run(cfg, str(tmp_path), log=lambda _: None)
   saved = json.loads((tmp_path / "bench.json").read_text())
   md = (tmp_path / "bench.md").read_text()
@@ -37,6 +37,34 @@ def test_bench_run_writes_reports(tmp_path):
     assert section in md
   assert bench.summary_lines(res)
   assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+# A GPT small enough that compiling three train steps and the track fn stays
+# a few seconds.
+_TINY_GPT = dict(n_layer=1, n_head=2, d_model=16, context=8, batch_size=2,
+                 mlp_ratio=2)
+
+
+@pytest.mark.slow  # Compiles three GPT train steps: 20–50 s on 2 cores.
+def test_bench_gpt_train_step_structure():
+  res = bench.bench_gpt_train_step(reps=2, vocab_size=32, **_TINY_GPT)
+  for name in ("adamw", "muon", "specgd", "track"):
+    assert 0 < res[f"{name}_min_ms"] <= res[f"{name}_ms"]
+  assert res["muon_over_adamw"] == pytest.approx(
+      res["muon_ms"] / res["adamw_ms"])
+  assert res["specgd_over_adamw_min"] == pytest.approx(
+      res["specgd_min_ms"] / res["adamw_min_ms"])
+  assert res["target_met"] == (res["muon_over_adamw"] <= 1.15)
+  # The default optimizer (muon) is the plain step tracking is compared to.
+  assert res["track_over_step"] == pytest.approx(
+      res["track_ms"] / res["muon_ms"])
+  assert res["track_overhead_amortised"] == pytest.approx(
+      res["track_over_step"] / res["track_every"])
+  assert res["n_params"] > 0 and res["n_layer"] == 1 and res["batch_tokens"] == 2 * 8
+  md = "\n".join(bench.gpt_step_markdown(res))
+  for word in ("adamw", "muon", "specgd", "Tracking", "Target"):
+    assert word in md
+  json.dumps(res)  # bench.json must be able to hold it.
 
 
 def test_pareto_front_is_non_dominated():
@@ -73,3 +101,22 @@ def test_cli_rejects_bad_reps_in_one_line(capsys):
   assert exc.value.code == 2
   err = capsys.readouterr().err.strip()
   assert "--reps" in err and len(err.splitlines()) == 1
+
+
+def test_bench_gpt_train_step_rejects_bad_reps():
+  with pytest.raises(ValueError, match="reps"):
+    bench.bench_gpt_train_step(reps=0)
+
+
+def test_gpt_step_markdown_without_tracking_and_skipped():
+  r = {"preset": "cpu-small", "overrides": {}, "n_layer": 4, "d_model": 128,
+       "n_params": 10, "batch_tokens": 2048, "reps": 2, "adamw_ms": 2.0,
+       "adamw_min_ms": 1.0, "muon_ms": 3.0, "muon_min_ms": 1.0,
+       "specgd_ms": 4.0, "specgd_min_ms": 2.0, "muon_over_adamw": 1.5,
+       "muon_over_adamw_min": 1.0, "specgd_over_adamw": 2.0,
+       "specgd_over_adamw_min": 2.0, "target_muon_over_adamw": 1.15,
+       "target_met": False}
+  md = "\n".join(bench.gpt_step_markdown(r))
+  assert "not met" in md and "Tracking not timed" in md
+  assert "| muon | 3.0 | 1.0 | 1.50 | 1.00 |" in md
+  assert "skipped" in "\n".join(bench.gpt_step_markdown(None))
