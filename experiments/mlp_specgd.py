@@ -97,29 +97,6 @@ def layer_stats(graphdef, treedef, kernels, x, y):
   return loss, grads, acts
 
 
-def _op_norm_sq(a: jax.Array, iters: int = 100) -> jax.Array:
-  """‖A‖_op² = λ_max(AᵀA) by power iteration on the Gram matrix.
-
-  The step sizes need ‖A_{ℓ−1}‖_op² for every layer at every iteration; a full
-  SVD of a 512×512 activation costs as much as the rest of the step. The Gram
-  matrix (fan_in × fan_in) is one matmul, then each iteration is a small
-  matvec. The mean spike of non-centred activations gives a large spectral gap;
-  the Rayleigh quotient's relative error is ~(σ₂/σ₁)^{4·iters}, at float64
-  level for every layer here.
-  """
-  g = a.T @ a
-  f = g.shape[-1]
-  v = (1.0 + 0.01 * jnp.sin(jnp.arange(f, dtype=a.dtype))) / jnp.sqrt(f)
-
-  def body(_, v):
-    w = g @ v
-    nrm = jnp.linalg.norm(w)
-    return jnp.where(nrm > 0, w / jnp.where(nrm > 0, nrm, 1), v)
-
-  v = jax.lax.fori_loop(0, iters, body, v)
-  return v @ (g @ v)
-
-
 def _make_step(graphdef, treedef, spectral: tuple[int, ...], method: str,
                log_every: int):
   def step(carry):
@@ -128,7 +105,7 @@ def _make_step(graphdef, treedef, spectral: tuple[int, ...], method: str,
     loss, grads, acts = layer_stats(graphdef, treedef, kernels, x, y)
     new, st, g_fro2 = [], [], []
     for i, (w, g, a) in enumerate(zip(kernels, grads, acts)):
-      fro2_a, op2_a = jnp.sum(a * a), _op_norm_sq(a)
+      fro2_a, op2_a = jnp.sum(a * a), linalg.operator_norm_sq(a)
       st.append(fro2_a / op2_a)
       g_fro2.append(jnp.sum(g * g))
       if i in spectral:

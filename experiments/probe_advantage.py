@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import report
+from spectral_jax import linalg
 from spectral_jax import probe
 
 NAME = "probe_advantage"
@@ -187,24 +188,6 @@ def _run_spiked(cfg: Config):
 # --------------------------------------------------------------------------
 # E4: 4-layer ReLU² MLP
 # --------------------------------------------------------------------------
-def _op_norm_sq(a, iters: int = 30):
-  """‖A‖_op² by power iteration on AᵀA, started at the all-ones vector.
-
-  Cheaper than an eigensolve at every training step; non-centred
-  post-activations have a dominant mean direction (st(A) = O(1)), close to
-  the all-ones start, so 30 iterations reach round-off. Only for hidden
-  layers: the Gaussian input has no such gap and is fixed, so its norm is
-  computed once exactly (the probe itself always uses an exact eigensolve).
-  """
-  v = jnp.ones((a.shape[-1],), a.dtype) / np.sqrt(a.shape[-1])
-
-  def body(_, v):
-    w = a.T @ (a @ v)
-    return w / jnp.linalg.norm(w)
-  v = jax.lax.fori_loop(0, iters, body, v)
-  return jnp.sum((a @ v) ** 2)
-
-
 def _run_mlp(cfg: Config):
   from flax import nnx
   from spectral_jax import diagnostics
@@ -237,7 +220,7 @@ def _run_mlp(cfg: Config):
     acts = acts_of(p, x)
     value, grads = jax.value_and_grad(loss)(p, x, y)
     scale = {k: cfg.mlp_lr * n / (x_op_sq if k == kernels[0] else
-                                  _op_norm_sq(acts[k])) for k in kernels}
+                                  linalg.operator_norm_sq(acts[k], 30)) for k in kernels}
     new = jax.tree_util.tree_map_with_path(
         lambda path, w, g: w - scale[probe.path_to_str(path)] * g, p, grads)
     return new, value

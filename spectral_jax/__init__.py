@@ -31,6 +31,7 @@ from spectral_jax.linalg import newton_schulz
 from spectral_jax.linalg import newton_schulz_flops
 from spectral_jax.linalg import nuclear_norm
 from spectral_jax.linalg import nuclear_rank
+from spectral_jax.linalg import operator_norm_sq
 from spectral_jax.linalg import polar
 from spectral_jax.linalg import resolve_schedule
 from spectral_jax.linalg import schedule_coeffs
@@ -81,6 +82,7 @@ __all__ = [
     "newton_schulz",
     "nuclear_norm",
     "nuclear_rank",
+    "operator_norm_sq",
     "polar",
     "singular_values",
     "newton_schulz_flops",

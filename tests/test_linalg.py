@@ -490,3 +490,16 @@ def test_auto_form_uses_fewer_flops_for_wide(rng):
   _, direct = _dot_flops(lambda a: linalg.newton_schulz(a, 5,
                                                         gram_form=False), x)
   assert auto <= 0.6 * direct
+
+
+@pytest.mark.parametrize("shape", [(300, 40), (40, 300), (2, 3, 50, 30)])
+def test_operator_norm_sq_matches_svd_on_gapped_matrices(rng, shape):
+  # ReLU features have a dominant mean direction: the spectral gap the power
+  # iteration is documented for. float64 in, so round-off is ~1e-12.
+  a = np.maximum(rng.standard_normal(shape), 0.0)
+  ref = np.linalg.svd(a, compute_uv=False)[..., 0] ** 2
+  got = np.asarray(linalg.operator_norm_sq(jnp.asarray(a)))
+  np.testing.assert_allclose(got, ref, rtol=1e-10)
+  assert float(linalg.operator_norm_sq(jnp.zeros((4, 3)))) == 0.0
+  with pytest.raises(ValueError, match="iters"):
+    linalg.operator_norm_sq(jnp.asarray(a), iters=0)
