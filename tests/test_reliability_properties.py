@@ -382,15 +382,20 @@ def test_polar_ill_conditioned(rng, dtype):
     assert np.all(_svals(out) <= 1.2 + 1e-6), method
 
 
+# Every public transform and optimizer, built with defaults.
+_MAKE_TRANSFORM = {
+    "scale_by_polar": sj.scale_by_polar,
+    "scale_by_specgd": sj.scale_by_specgd,
+    "scale_by_muon": sj.scale_by_muon,
+    "muon": lambda: sj.muon(0.1),
+    "specgd": lambda: sj.specgd(0.1),
+}
+
+
 @pytest.mark.parametrize("name", ["scale_by_polar", "scale_by_specgd",
                                   "scale_by_muon", "muon", "specgd"])
 def test_transforms_on_empty_tree_and_zero_leaf(rng, name):
-  make = {"scale_by_polar": sj.scale_by_polar,
-          "scale_by_specgd": sj.scale_by_specgd,
-          "scale_by_muon": sj.scale_by_muon,
-          "muon": lambda: sj.muon(0.1),
-          "specgd": lambda: sj.specgd(0.1)}[name]
-  tx = make()
+  tx = _MAKE_TRANSFORM[name]()
   out, _ = tx.update({}, tx.init({}), {})
   assert out == {}
   tree = {"zero": jnp.zeros((4, 3), jnp.float32),
@@ -405,12 +410,7 @@ def test_transforms_on_empty_tree_and_zero_leaf(rng, name):
     "scale_by_polar", "scale_by_specgd", "scale_by_muon", "specgd", "muon",
 ])
 def test_transforms_on_zero_size_leaf(rng, name):
-  make = {"scale_by_polar": sj.scale_by_polar,
-          "scale_by_specgd": sj.scale_by_specgd,
-          "scale_by_muon": sj.scale_by_muon,
-          "muon": lambda: sj.muon(0.1),
-          "specgd": lambda: sj.specgd(0.1)}[name]
-  tx = make()
+  tx = _MAKE_TRANSFORM[name]()
   tree = {"e": jnp.zeros((0, 3), jnp.float32),
           "w": jnp.asarray(rng.standard_normal((2, 3)), jnp.float32)}
   out, _ = tx.update(tree, tx.init(tree), tree)
