@@ -505,9 +505,11 @@ def polar(x: jax.Array, method: str = "svd", *, rtol: float | None = None,
     method: ``"svd"`` (exact, default), ``"eigh"`` (eigendecomposition of the
       Gram matrix of the smaller side, as the paper's code does; float64 when
       x64 is on; in float32 it drops σ < √(k·eps)·σ_1, k the smaller side,
-      so it is accurate only for well-conditioned inputs, κ ≲ 1e2), ``"qdwh"`` (``jax.scipy.linalg.polar``; full-rank inputs — on a
-      rank-deficient input it returns *a* unitary polar factor, whose
-      null-space part is not unique), ``"auto"`` (the fastest exact method for
+      so it is accurate only for well-conditioned inputs, κ ≲ 1e2), ``"qdwh"`` (``jax.scipy.linalg.polar``; exact for full-rank inputs —
+      on a rank-deficient input it equals the polar factor on the range, but
+      its null-space part is amplified rounding noise with singular values
+      anywhere in [0, 1], so use ``"svd"`` or ``"eigh"`` when gradients may be
+      rank-deficient), ``"auto"`` (the fastest exact method for
       the backend, chosen from CPU measurements: ``"eigh"`` when x64 is on or
       ``x`` is float64, else ``"svd"``; unmeasured guesses elsewhere: TPU
       ``"qdwh"``, GPU ``"svd"``) or

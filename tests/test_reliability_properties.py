@@ -327,11 +327,12 @@ def test_polar_rank_one_and_duplicated_singular_values(rng, method):
   g = np.outer(u, v)
   ref = np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v))
   out = np.asarray(sj.polar(jnp.asarray(g), method))
-  if method == "qdwh":  # rank-deficient: *a* unitary factor (docstring),
-    # whose null-space part QDWH resolves only to its stopping tolerance
-    # (observed 1.3e-5 off orthonormal on a 6×4 rank-1 input).
-    np.testing.assert_allclose(out.T @ out, np.eye(4), atol=1e-4)
-    np.testing.assert_allclose(ref.T @ out @ ref.T, ref.T, atol=1e-8)
+  if method == "qdwh":  # rank-deficient: a contraction that equals the polar
+    # factor on the range (docstring). Its null-space part is whatever QDWH
+    # amplifies rounding noise into: singular values anywhere in [0, 1]
+    # (0.37 seen on ~1 % of 6×4 rank-1 inputs), so no orthonormality claim.
+    assert np.linalg.svd(out, compute_uv=False)[0] <= 1 + 1e-10
+    np.testing.assert_allclose(ref.T @ out @ ref.T, ref.T, atol=1e-10)
   else:
     np.testing.assert_allclose(out, ref, atol=1e-10)
   # All singular values equal (G = 3Q): polar = Q, nr = st = 4.
