@@ -79,17 +79,14 @@ def _parity(rng, kwargs, params=None, steps=3, rtol=_RTOL, lr=1e-2):
     {"preconditioning": "aol", "ns_coeffs": "dion"},
     {"preconditioning": "schatten", "ns_steps": 6,
      "ns_coeffs": ((4.0, -6.0, 2.5), (3.4, -4.7, 2.0), (2.0, -1.5, 0.5))},
-    pytest.param({"nesterov": False}, marks=pytest.mark.slow),
-    pytest.param({"adaptive": True}, marks=pytest.mark.slow),
-    pytest.param({"mu_dtype": jnp.bfloat16}, marks=pytest.mark.slow),
-    pytest.param({"ns_coeffs": "standard", "ns_steps": 3},
-                 marks=pytest.mark.slow),
-    pytest.param({"weight_decay": 0.05, "weight_decay_mask": lambda p:
-                  jax.tree.map(lambda x: x.ndim == 2, p)},
-                 marks=pytest.mark.slow),
-    pytest.param({"beta": 0.8, "eps": 1e-6}, marks=pytest.mark.slow),
-    pytest.param({"adam_learning_rate": optax.linear_schedule(1e-2, 1e-3, 3)},
-                 marks=pytest.mark.slow),
+    {"nesterov": False},
+    {"adaptive": True},
+    {"mu_dtype": jnp.bfloat16},
+    {"ns_coeffs": "standard", "ns_steps": 3},
+    {"weight_decay": 0.05, "weight_decay_mask": lambda p:
+     jax.tree.map(lambda x: x.ndim == 2, p)},
+    {"beta": 0.8, "eps": 1e-6},
+    {"adam_learning_rate": optax.linear_schedule(1e-2, 1e-3, 3)},
 ], ids=lambda kw: ",".join(sorted(kw)) or "defaults")
 def test_parity_with_optax(rng, kwargs):
   _parity(rng, kwargs)

@@ -11,6 +11,7 @@ here, so a failure names the upstream test and shows its traceback.
 Run by hand: ``python tests/test_optax_muon_suite.py`` (prints the summary).
 """
 
+import fcntl
 import functools
 import json
 import os
@@ -116,22 +117,36 @@ def _owner(test_id: str) -> str | None:
   return max(names, key=len) if names else None
 
 
-@pytest.fixture(scope="module")
-def upstream_report():
-  with tempfile.TemporaryDirectory() as tmp:
-    out = os.path.join(tmp, "report.json")
-    env = dict(os.environ, JAX_ENABLE_X64="0", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, __file__, out], env=env,
-                          capture_output=True, text=True, timeout=900,
-                          check=False)
-    if not os.path.exists(out):
-      pytest.fail("the upstream suite did not run:\n" + proc.stdout[-4000:]
-                  + proc.stderr[-4000:])
-    with open(out) as f:
-      return json.load(f)
+def _run_upstream_into(out: pathlib.Path) -> None:
+  env = dict(os.environ, JAX_ENABLE_X64="0", JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, __file__, str(out)], env=env,
+                        capture_output=True, text=True, timeout=900,
+                        check=False)
+  if not out.exists():
+    pytest.fail("the upstream suite did not run:\n" + proc.stdout[-4000:]
+                + proc.stderr[-4000:])
 
 
-@pytest.mark.slow
+@pytest.fixture(scope="session")
+def upstream_report(tmp_path_factory, worker_id):
+  """The upstream suite's results, run once per pytest session (~25 s).
+
+  Under xdist every worker's session fixture would run it again, so the
+  workers share one report in the run's common temporary folder, the first
+  one to take the lock writing it (the pattern the pytest-xdist docs give).
+  """
+  if worker_id == "master":  # no xdist: this session's own folder.
+    root = tmp_path_factory.getbasetemp()
+  else:  # the folder above the workers' own: this run's, shared by them.
+    root = tmp_path_factory.getbasetemp().parent
+  out = root / "optax_upstream_report.json"
+  with open(root / "optax_upstream_report.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not out.exists():
+      _run_upstream_into(out)
+  return json.loads(out.read_text())
+
+
 @pytest.mark.parametrize("name", _upstream_test_ids())
 def test_upstream(upstream_report, name):
   """Every parameterisation of upstream ``test_<name>`` passes on our muon."""

@@ -162,8 +162,8 @@ def test_traced_ns_steps_equal_static(rng):
 # ------------------------------------------------------------- batching ---
 @pytest.mark.parametrize("kw", [
     {}, {"preconditioning": "aol"}, {"polar_method": "svd"},
-    pytest.param({"preconditioning": "spectral"}, marks=pytest.mark.slow),
-    pytest.param({"ns_coeffs": "polar_express"}, marks=pytest.mark.slow)],
+    {"preconditioning": "spectral"},
+    {"ns_coeffs": "polar_express"}],
                          ids=lambda kw: ",".join(kw.values()) or "default")
 def test_grouped_equals_per_leaf(rng, kw):
   # Three (8, 12) leaves and a stacked (2, 8, 12) leaf read per layer: one
