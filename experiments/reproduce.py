@@ -120,7 +120,12 @@ def run_one(mod, mode: str, out: str) -> dict:
   seconds = time.perf_counter() - start
   figures = []
   for path in result.get("figures", []):
-    base = os.path.basename(path)
+    # Named by the path inside the experiment's folder, so that figures of
+    # the same name from different arms (e.g. muon/fig2.png, adamw/fig2.png)
+    # stay apart.
+    rel = os.path.relpath(path, exp_dir)
+    base = (os.path.basename(path) if rel.startswith(os.pardir)
+            else rel.replace(os.sep, "_"))
     base = base if base.startswith(mod.NAME) else f"{mod.NAME}_{base}"
     dest = os.path.join(out, "figures", base)
     tmp = dest + ".tmp"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from experiments import cli
+from experiments import gpt_compare
 from experiments import lambda_toy
 from experiments import mlp_specgd
 from experiments import nr_scaling
@@ -129,6 +130,22 @@ def test_mlp_specgd_tiny(tmp_path):
   assert sum("nr_G1" in r for r in e4) == 2 * len(range(0, cfg.steps, 2))
 
 
+def test_gpt_compare_tiny(tmp_path):
+  cfg = gpt_compare.Config(n_layer=1, n_head=2, d_model=16, context=16,
+                           batch_size=4, steps=4, track_every=2, eval_every=2,
+                           val_batches=1)
+  result = gpt_compare.run(cfg, tmp_path)
+  claims, rows = _check_result(gpt_compare, result, tmp_path)
+  assert {"C27a", "C27c", "C28a", "C28b", "C28c"} <= set(claims)
+  assert {r["optimizer"] for r in rows} == {"adamw", "muon", "specgd"}
+  # One MLP figure pair per arm, each arm's in its own file.
+  figures = result["figures"]
+  assert len(figures) == len(set(figures)) == 1 + 2 * 3
+  for opt in cfg.optimizers:
+    assert sum(f"{os.sep}{opt}{os.sep}" in f for f in figures) == 2
+  assert set(result["metrics"]) == {"adamw", "muon", "specgd"}
+
+
 def test_mlp_step_matches_paper_rule():
   """One GD step equals W − lr·n/‖A‖_op²·G per layer (NumPy reference)."""
   import jax
@@ -210,8 +227,13 @@ def fake_experiment(monkeypatch):
     fig, (ax,) = report.subplots()
     ax.plot([1, 2])
     path = report.save_figure(fig, os.path.join(out_dir, "f.png"))
+    # A second arm's figure of the same file name must not overwrite it.
+    os.makedirs(os.path.join(out_dir, "arm"), exist_ok=True)
+    fig, (ax,) = report.subplots()
+    ax.plot([2, 1])
+    arm = report.save_figure(fig, os.path.join(out_dir, "arm", "f.png"))
     return {"claims": [report.claim("F1", "fake", "c", "p", 1.0, True)],
-            "figures": [path], "summary": "s", "metrics": {"x": 1}}
+            "figures": [path, arm], "summary": "s", "metrics": {"x": 1}}
 
   mod.Config, mod.run = Config, run
   monkeypatch.setitem(sys.modules, "experiments._fake_exp", mod)
@@ -236,6 +258,8 @@ def test_reproduce_skips_complete_and_force_redoes(tmp_path, fake_experiment):
   text = open(os.path.join(out, "report.md")).read()
   assert "figures/fake_f.png" in text and "**holds**" in text
   assert os.path.exists(os.path.join(out, "figures", "fake_f.png"))
+  assert "figures/fake_arm_f.png" in text
+  assert os.path.exists(os.path.join(out, "figures", "fake_arm_f.png"))
 
 
 def test_reproduce_killed_run_is_redone(tmp_path, fake_experiment):
