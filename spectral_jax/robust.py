@@ -72,8 +72,9 @@ def skip_nonfinite(
     ``skipped / total``) in the training loop.
   * ``apply_if_finite`` checks the incoming gradients only.
     With ``check_updates=True`` (default) ``skip_nonfinite`` also drops a step
-    whose gradients are finite but whose *updates* are not (an inner
-    transform that overflows, e.g. a momentum buffer reaching ``inf``).
+    whose gradients are finite but whose *updates or new inner state* are not
+    (an inner transform that overflows, e.g. a momentum buffer or Adam's
+    second moment reaching ``inf``).
   * ``apply_if_finite`` branches with ``lax.cond`` (under ``jit`` the inner
     update is not run on a bad step; under ``vmap`` the cond becomes a select
     anyway); ``skip_nonfinite`` always runs it and selects.
@@ -83,7 +84,8 @@ def skip_nonfinite(
 
   Args:
     inner: the transformation to guard (e.g. :func:`spectral_jax.muon`).
-    check_updates: also skip when ``inner``'s updates are non-finite.
+    check_updates: also skip when ``inner``'s updates or new state are
+      non-finite.
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` with state
@@ -113,7 +115,11 @@ def skip_nonfinite(
     new_updates, new_inner = inner.update(updates, state.inner_state, params,
                                           **extra_args)
     if check_updates:
-      ok = jnp.logical_and(ok, all_finite(new_updates))
+      # The new state too: an overflow there (AdamW's ν = β₂ν + (1−β₂)g² for
+      # |g| ≳ 1e19 in float32) gives finite zero updates but an inf that
+      # would freeze the leaf for good.
+      ok = jnp.logical_and(ok, jnp.logical_and(all_finite(new_updates),
+                                               all_finite(new_inner)))
     # Select, never multiply: 0 · NaN would be NaN.
     new_updates = jax.tree.map(
         lambda u: jnp.where(ok, u, jnp.zeros_like(u)), new_updates)

@@ -151,6 +151,26 @@ def test_check_updates_catches_inner_overflow(rng):
   assert not bool(robust.all_finite(u))
 
 
+def test_check_updates_catches_state_overflow_in_muon_adam_branch(rng):
+  """|g| = 1e20 on a vector leaf (float32): muon's AdamW branch, like
+  optax.contrib.muon's, overflows ν to inf with finite (zero) updates, which
+  would freeze that leaf for good. The guard skips the step instead, and the
+  next ordinary step moves the leaf."""
+  params = {"w": jnp.asarray(rng.standard_normal((6, 4)), jnp.float32),
+            "b": jnp.zeros((4,), jnp.float32)}
+  tx = robust.skip_nonfinite(spectral_jax.muon(0.01))
+  state = tx.init(params)
+  huge = jax.tree.map(lambda p: jnp.asarray(
+      rng.standard_normal(p.shape) * 1e20, jnp.float32), params)
+  u, state = tx.update(huge, state, params)
+  assert int(state.skipped) == 1 and bool(robust.all_finite(state))
+  assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(u))
+  ordinary = jax.tree.map(lambda p: jnp.ones_like(p), params)
+  u, state = tx.update(ordinary, state, params)
+  assert int(state.skipped) == 1
+  assert np.all(np.asarray(u["b"]) != 0) and bool(robust.all_finite(state))
+
+
 def test_empty_tree_and_zero_size_leaf(rng):
   tx = robust.skip_nonfinite(optax.sgd(0.1))
   u, s = tx.update({}, tx.init({}), {})
