@@ -6,7 +6,12 @@ whether a spectral update should beat a Euclidean one (Davis & Drusvyatskiy,
 arXiv:2512.04299).
 """
 
-from spectral_jax.alias import muon
+# Before anything can start JAX's CPU backend: see spectral_jax/xla_cpu.py.
+from spectral_jax import xla_cpu as _xla_cpu
+
+_xla_cpu.apply()
+
+from spectral_jax.alias import muon  # pylint: disable=g-import-not-at-top,wrong-import-position
 from spectral_jax.alias import specgd
 from spectral_jax.curvature import average_singular_value
 from spectral_jax.curvature import hessian_lambda_max

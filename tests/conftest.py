@@ -13,6 +13,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# The XLA CPU hang workaround must be in XLA_FLAGS before JAX's CPU backend
+# starts; importing spectral_jax applies it (spectral_jax/xla_cpu.py).
+import spectral_jax  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import pytest
