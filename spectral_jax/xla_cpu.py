@@ -25,8 +25,9 @@ __all__ = ["FLAG", "apply"]
 
 FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 _NAME = FLAG.split("=")[0]
-# jaxlib versions on which the flag was checked to exist and to stop the hang
-# (an unknown flag in XLA_FLAGS aborts the process, so older ones are left be).
+# The flag was checked to exist and to stop the hang on jaxlib 0.9.2 and
+# 0.10.2; 0.9.0–0.9.1 are assumed to have it. An unknown flag in XLA_FLAGS
+# aborts the process, so older jaxlibs are left alone.
 _MIN_JAXLIB = (0, 9)
 
 
