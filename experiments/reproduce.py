@@ -23,13 +23,18 @@ def _single_threaded_numerics() -> None:
   shared 2-core machine, multi-threaded LAPACK and XLA's thread pool spin
   against other processes: measured 100×100 SVD 1.3 ms single-threaded vs
   56 ms with default threading under load. A user's own settings win.
+
+  XLA's intra-op pool is *not* cut to one thread: with
+  ``intra_op_parallelism_threads=1`` (set here until 2026-12-02) the GPT
+  one-step probe deadlocked every time (0 % CPU, all XLA workers idle),
+  while ``--xla_cpu_multi_thread_eigen=false`` alone ran it in 13 s.
   """
   for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
   flags = os.environ.get("XLA_FLAGS", "")
-  if "intra_op_parallelism_threads" not in flags:
-    os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false"
-                               " intra_op_parallelism_threads=1").strip()
+  if "xla_cpu_multi_thread_eigen" not in flags:
+    os.environ["XLA_FLAGS"] = (
+        flags + " --xla_cpu_multi_thread_eigen=false").strip()
 
 
 _single_threaded_numerics()
