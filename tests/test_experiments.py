@@ -54,6 +54,7 @@ def test_registry_modules_follow_the_contract():
     assert callable(mod.run)
 
 
+@pytest.mark.heavy
 def test_rf_specgd_tiny(tmp_path):
   cfg = rf_specgd.Config(k=40, d=20, n=160, relu_steps=60, swiglu_steps=30,
                          restart_every=20, seeds=(0,))
@@ -88,6 +89,7 @@ def test_lambda_toy_tiny(tmp_path):
   assert m["speedup"][1] > m["speedup"][0]
 
 
+@pytest.mark.heavy
 def test_nr_scaling_tiny(tmp_path):
   cfg = nr_scaling.Config(ks=(24, 48), steps=8, seeds=(0,),
                           spiked_dims=(30, 60), spiked_seeds=(0,))
@@ -103,6 +105,7 @@ def test_nr_scaling_tiny(tmp_path):
   assert sp["60"][1] > sp["30"][1] > 3 * sp["30"][0]
 
 
+@pytest.mark.heavy
 def test_stable_rank_init_tiny(tmp_path):
   cfg = stable_rank_init.Config(d0=32, n=256, widths=(32, 64), depth_width=32,
                                 depth=3, n_tokens=300, embed_dims=(32,),
@@ -116,6 +119,7 @@ def test_stable_rank_init_tiny(tmp_path):
   assert max(width["relu"]) < 4.0
 
 
+@pytest.mark.heavy
 def test_mlp_specgd_tiny(tmp_path):
   cfg = mlp_specgd.Config(d=8, hidden=16, n=32, steps=6, swiglu_n_small=32,
                           swiglu_n_large=64, swiglu_steps_small=4,
@@ -130,6 +134,7 @@ def test_mlp_specgd_tiny(tmp_path):
   assert sum("nr_G1" in r for r in e4) == 2 * len(range(0, cfg.steps, 2))
 
 
+@pytest.mark.heavy
 def test_gpt_compare_tiny(tmp_path):
   cfg = gpt_compare.Config(n_layer=1, n_head=2, d_model=16, context=16,
                            batch_size=4, steps=4, track_every=2, eval_every=2,

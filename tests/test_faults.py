@@ -167,6 +167,7 @@ def _wait_for_checkpoint(proc, ckpt_dir, min_step, timeout):
     pytest.param(3, 5, marks=pytest.mark.slow),
     (2, 2),  # every checkpoint does (the row's pending losses must survive).
 ], ids=["ckpt-off-log-step", "ckpt-on-log-step"])
+@pytest.mark.heavy
 def test_train_gpt_killed_and_resumed_equals_uninterrupted(
     tmp_path, rng, ckpt_every, log_every):
   """SIGKILL a run at a random moment after its first checkpoint, resume it:
@@ -193,6 +194,7 @@ def test_train_gpt_killed_and_resumed_equals_uninterrupted(
   assert summary["resumed_from"] is not None
 
 
+@pytest.mark.heavy
 def test_resume_after_partial_metrics_line(tmp_path):
   """A kill during the append of a metrics row (simulated by cutting the
   file inside its last line) must not make the run unresumable."""
@@ -253,6 +255,7 @@ def test_experiment_is_deterministic_in_process(tmp_path):
   assert len(_rows(tmp_path / "a" / "metrics.jsonl")) == 2 * 2 * 30
 
 
+@pytest.mark.heavy
 def test_reproduce_killed_and_rerun_equals_uninterrupted(tmp_path, rng):
   ref, run = tmp_path / "ref", tmp_path / "run"
   start = time.monotonic()

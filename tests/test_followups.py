@@ -287,6 +287,7 @@ def test_matrix_sensing_tiny(tmp_path):
   assert len(flow["alpha_exact"]) == len(flow["alpha_review"]) == 6
 
 
+@pytest.mark.heavy
 def test_dual_optimizer_tiny_on_fabricated_cifar(tmp_path, rng):
   from experiments import dual_optimizer as dual
   data_dir = tmp_path / "cifar"
@@ -319,6 +320,7 @@ def test_divergence_and_milestone_helpers():
   assert dual.steps_to(acc, 0.85, 10).tolist() == [20, -1]
 
 
+@pytest.mark.heavy
 def test_regime_tiny(tmp_path):
   from experiments import regime
   cfg = regime.Config(adamw_lrs=(1e-3, 1e-2), muon_lrs=(0.01, 0.1), epochs=1,

@@ -148,6 +148,7 @@ def upstream_report(tmp_path_factory, worker_id):
 
 
 @pytest.mark.parametrize("name", _upstream_test_ids())
+@pytest.mark.heavy
 def test_upstream(upstream_report, name):
   """Every parameterisation of upstream ``test_<name>`` passes on our muon."""
   ran = {k: v for k, v in upstream_report.items() if _owner(k) == name}

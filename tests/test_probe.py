@@ -238,6 +238,7 @@ def _tiny_config(**kw):
   return pa.Config(**base)
 
 
+@pytest.mark.heavy
 def test_experiment_tiny(tmp_path):
   import json
   import os

@@ -93,6 +93,7 @@ _SCRIPT = textwrap.dedent(r"""
 """)
 
 
+@pytest.mark.heavy
 def test_sharded_step_and_layer_local_muon():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")

@@ -161,6 +161,7 @@ def test_train_tracks_and_resume_matches_uninterrupted(tmp_path, tiny_data):
         np.array(jax.tree.leaves(rb), np.float64), rtol=1e-6)
 
 
+@pytest.mark.heavy
 def test_resume_matches_uninterrupted_fast(tmp_path, tiny_data):
   # Tracking off, 4 steps, checkpoint at 2: the cheap version of the test
   # above (which also covers tracked metrics), for the default suite.
