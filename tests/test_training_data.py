@@ -1,5 +1,7 @@
 """Tests for spectral_jax.training.data: shards, byte corpora, batches."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,13 @@ def test_stdlib_corpus_deterministic():
   assert (a.train[0] < 128).mean() > 0.95
   with pytest.raises(ValueError, match="block_size"):
     a.train_batch(0, 0, 2, a.n_train + 10)
+
+
+def test_stdlib_corpus_too_small_cap_says_the_smallest_that_works():
+  with pytest.raises(ValueError, match=r"0 validation files.*max_bytes >= ") as err:
+    D.stdlib_corpus.__wrapped__(max_bytes=1_000)
+  need = int(re.search(r"max_bytes >= (\d+)", str(err.value)).group(1))
+  with pytest.raises(ValueError, match="0 validation files"):
+    D.stdlib_corpus.__wrapped__(max_bytes=need - 1)
+  data = D.stdlib_corpus.__wrapped__(max_bytes=need)
+  assert data.n_val > 0 and data.n_train > 0

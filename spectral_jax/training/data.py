@@ -173,9 +173,15 @@ def stdlib_corpus(max_bytes: int | None = None) -> TokenData:
     total += len(data)
     (val if i % _VAL_EVERY == _VAL_EVERY - 1 else train).append(data)
   if not train or not val:
+    files = _stdlib_files()
+    need = (sum(f.stat().st_size for f in files[:_VAL_EVERY - 1]) + 1
+            if len(files) >= _VAL_EVERY else None)
+    hint = (f"; the first validation file is read once max_bytes >= {need}"
+            if need is not None else "")
     raise ValueError(
         f"the standard library at {sysconfig.get_paths()['stdlib']} gave too "
-        f"few files for a train/validation split (max_bytes={max_bytes}).")
+        f"few files for a train/validation split (max_bytes={max_bytes}, "
+        f"{len(train)} train and {len(val)} validation files{hint}).")
   # One segment per split (files joined): windows may span a file boundary,
   # exactly as in a concatenated text corpus.
   to_arr = lambda parts: np.frombuffer(b"".join(parts), np.uint8)
