@@ -23,8 +23,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from spectral_jax.files import atomic_write
+from spectral_jax.files import atomic_write_text
 
 import jax
 import numpy as np
@@ -127,34 +129,6 @@ def claim(id: str, experiment: str, claim: str, paper: str, measured: Any,
 # --------------------------------------------------------------------------
 # Atomic files
 # --------------------------------------------------------------------------
-def _atomic_write(path: str | os.PathLike, write: Callable, mode: str) -> str:
-  path = os.fspath(path)
-  folder = os.path.dirname(path) or "."
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-",
-                             suffix=os.path.splitext(path)[1])
-  try:
-    with os.fdopen(fd, mode) as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    # mkstemp makes 0600 files; give the result ordinary permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-  return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> str:
-  """Writes ``text`` to ``path`` atomically (temp file + ``os.replace``)."""
-  return _atomic_write(path, lambda f: f.write(text), "w")
-
-
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> str:
   """Writes ``obj`` as indented JSON, atomically."""
   return atomic_write_text(
@@ -244,7 +218,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
   """Saves ``fig`` as PNG atomically and closes it. Returns the path."""
   import matplotlib.pyplot as plt
   fig.tight_layout()
-  out = _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi),
+  out = atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi),
                       "wb")
   plt.close(fig)
   return out

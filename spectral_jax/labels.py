@@ -20,6 +20,8 @@ from spectral_jax.transforms import matrix_shape
 from spectral_jax.transforms import normalize_dimension_numbers
 
 __all__ = [
+    "path_keys",
+    "path_name",
     "MuonDimensionNumbers",
     "check_dimension_numbers",
     "describe",
@@ -31,15 +33,31 @@ _is_spec = lambda x: x is None or isinstance(x, MuonDimensionNumbers)
 _is_masked = lambda x: isinstance(x, optax.MaskedNode)
 
 
-def _key_name(key) -> str:
-  for attr in ("key", "name", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
+def path_keys(path) -> tuple[str, ...]:
+  """The keys of a pytree path as strings: ``("blocks", "attn", "kernel")``.
+
+  Dict keys, attribute names (dataclasses, NNX) and sequence indices alike.
+  """
+  names = []
+  for key in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(key, attr):
+        names.append(str(getattr(key, attr)))
+        break
+    else:
+      names.append(str(key))
+  return tuple(names)
+
+
+def path_name(path) -> str:
+  """The one printable name of a pytree path: keys joined by ``"/"``
+  (``"blocks/attn/kernel"``), ``"<root>"`` for the empty path. Every table,
+  metric key and error message of the library names leaves this way."""
+  return "/".join(path_keys(path)) if len(path) else "<root>"
 
 
 def _path_names(path) -> list[str]:
-  return [_key_name(k) for k in path]
+  return list(path_keys(path))
 
 
 def _excluded(path, exclude: Sequence[str]) -> bool:

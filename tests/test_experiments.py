@@ -14,6 +14,7 @@ import types
 import numpy as np
 import pytest
 
+from spectral_jax import files
 from experiments import cli
 from experiments import gpt_compare
 from experiments import lambda_toy
@@ -176,7 +177,7 @@ def test_atomic_writes_leave_no_temp_files(tmp_path):
                                             {"b": float("nan")}])
   assert report.read_jsonl(tmp_path / "m.jsonl") == [{"a": 1.5}, {"b": None}]
   with pytest.raises(RuntimeError):
-    report._atomic_write(tmp_path / "x.txt", lambda f: (_ for _ in ()).throw(
+    files.atomic_write(tmp_path / "x.txt", lambda f: (_ for _ in ()).throw(
         RuntimeError("boom")), "w")
   assert sorted(os.listdir(tmp_path)) == ["m.jsonl"]
 
