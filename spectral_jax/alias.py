@@ -37,48 +37,6 @@ def _check_learning_rate(name: str, value) -> None:
                           what="a finite number >= 0 or a schedule")
 
 
-def _matrix_partition(dimension_numbers, matrix_label: str, other_label: str):
-  """``(param_labels, dims_fn)`` for optax.partition, optax.contrib's rules.
-
-  ``dimension_numbers=None``: 2-D leaves are matrices. Otherwise a tree of
-  ``MuonDimensionNumbers`` or ``None`` (``None`` may stand for a whole
-  subtree: every leaf below it goes to ``other_label``), or a callable
-  returning one. ``dims_fn`` puts ``MaskedNode`` where the matrix branch sees
-  masked leaves, so its tree matches the masked updates inside the partition.
-  """
-  if dimension_numbers is None:
-    param_labels = lambda params: jax.tree.map(
-        lambda x: matrix_label if x.ndim == 2 else other_label, params)
-    dimension_numbers = MuonDimensionNumbers()
-    resolve = lambda params: dimension_numbers
-  else:
-    resolve = lambda params: (
-        dimension_numbers(params) if callable(dimension_numbers)
-        and not isinstance(dimension_numbers, MuonDimensionNumbers)
-        else dimension_numbers)
-
-    def param_labels(params):
-      dims = resolve(params)
-      labels.check_dimension_numbers(params, dims)
-      # Specs come first: a None / spec may be a prefix of a params subtree.
-      return jax.tree.map(
-          lambda d, sub: jax.tree.map(
-              lambda _: other_label if d is None else matrix_label, sub),
-          dims, params,
-          is_leaf=lambda x: x is None or isinstance(x, MuonDimensionNumbers))
-
-  def dims_fn(params):
-    dims = resolve(params)
-    mask = jax.tree.map(lambda lab: lab == matrix_label, param_labels(params))
-    is_leaf = lambda x: (x is None or isinstance(x, (MuonDimensionNumbers,
-                                                     _MASKED)))
-    return jax.tree.map(
-        lambda d, sub: jax.tree.map(lambda m: d if m else _MASKED(), sub),
-        dims, mask, is_leaf=is_leaf)
-
-  return param_labels, dims_fn
-
-
 def muon(
     learning_rate: optax.ScalarOrSchedule,
     ns_coeffs: Any = transforms._DEFAULT_NS_COEFFS,
@@ -162,7 +120,7 @@ def muon(
   transforms._check_range("adam_b2", adam_b2, 0.0, 1.0, hi_open=True,
                           what="in [0, 1)")
   transforms._check_mu_dtype(mu_dtype)
-  param_labels, dims_fn = _matrix_partition(muon_weight_dimension_numbers,
+  param_labels, dims_fn = labels.matrix_labels(muon_weight_dimension_numbers,
                                             "muon", "adam")
   return optax.partition(
       transforms={
@@ -247,7 +205,7 @@ def specgd(
   elif not isinstance(other, optax.GradientTransformation):
     raise ValueError(f"other={other!r} is not allowed; other must be an "
                      "optax.GradientTransformation or None (AdamW).")
-  param_labels, dims_fn = _matrix_partition(weight_dimension_numbers,
+  param_labels, dims_fn = labels.matrix_labels(weight_dimension_numbers,
                                             "specgd", "other")
   return optax.partition(
       transforms={

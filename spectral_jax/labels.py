@@ -22,6 +22,8 @@ from spectral_jax.transforms import normalize_dimension_numbers
 __all__ = [
     "path_keys",
     "path_name",
+    "matrix_labels",
+    "matrix_partition",
     "MuonDimensionNumbers",
     "check_dimension_numbers",
     "describe",
@@ -93,6 +95,76 @@ def check_dimension_numbers(params, dimension_numbers) -> None:
     if spec is not None:
       normalize_dimension_numbers(np.shape(x), spec,
                                   jax.tree_util.keystr(path))
+
+
+def matrix_labels(dimension_numbers, matrix_label: str = "matrix",
+                  other_label: str = "other"):
+  """``(param_labels, dims_fn)`` for optax.partition, optax.contrib's rules.
+
+  ``dimension_numbers=None``: 2-D leaves are matrices. Otherwise a tree of
+  ``MuonDimensionNumbers`` or ``None`` (``None`` may stand for a whole
+  subtree: every leaf below it goes to ``other_label``), or a callable
+  returning one. ``dims_fn`` puts ``MaskedNode`` where the matrix branch sees
+  masked leaves, so its tree matches the masked updates inside the partition.
+  """
+  if dimension_numbers is None:
+    param_labels = lambda params: jax.tree.map(
+        lambda x: matrix_label if x.ndim == 2 else other_label, params)
+    dimension_numbers = MuonDimensionNumbers()
+    resolve = lambda params: dimension_numbers
+  else:
+    resolve = lambda params: (
+        dimension_numbers(params) if callable(dimension_numbers)
+        and not isinstance(dimension_numbers, MuonDimensionNumbers)
+        else dimension_numbers)
+
+    def param_labels(params):
+      dims = resolve(params)
+      check_dimension_numbers(params, dims)
+      # Specs come first: a None / spec may be a prefix of a params subtree.
+      return jax.tree.map(
+          lambda d, sub: jax.tree.map(
+              lambda _: other_label if d is None else matrix_label, sub),
+          dims, params,
+          is_leaf=lambda x: x is None or isinstance(x, MuonDimensionNumbers))
+
+  def dims_fn(params):
+    dims = resolve(params)
+    mask = jax.tree.map(lambda lab: lab == matrix_label, param_labels(params))
+    is_leaf = lambda x: (x is None or isinstance(x, (MuonDimensionNumbers,
+                                                     optax.MaskedNode)))
+    return jax.tree.map(
+        lambda d, sub: jax.tree.map(lambda m: d if m else optax.MaskedNode(), sub),
+        dims, mask, is_leaf=is_leaf)
+
+  return param_labels, dims_fn
+
+
+def matrix_partition(dimension_numbers, matrix_tx, other_tx
+                     ) -> optax.GradientTransformation:
+  """``optax.partition``: matrix leaves get ``matrix_tx``, the others ``other_tx``.
+
+  Which leaves are matrices follows optax.contrib.muon's rules (see
+  ``matrix_labels``): ``dimension_numbers=None`` means every 2-D leaf; a tree
+  of ``MuonDimensionNumbers`` / ``None`` (or a callable returning one) marks
+  them explicitly.
+
+  Args:
+    dimension_numbers: ``None``, a tree of specs, or a callable of the params.
+    matrix_tx: a ``GradientTransformation``, or a callable ``dims_fn ->
+      GradientTransformation`` for a matrix transform that needs the specs of
+      the leaves it sees (``dims_fn(params)`` is the spec tree with
+      ``MaskedNode`` where the partition masks a leaf).
+    other_tx: the transformation of every other leaf.
+
+  Returns:
+    The partitioned ``GradientTransformation``.
+  """
+  param_labels, dims_fn = matrix_labels(dimension_numbers)
+  if not isinstance(matrix_tx, optax.GradientTransformation):
+    matrix_tx = matrix_tx(dims_fn)
+  return optax.partition({"matrix": matrix_tx, "other": other_tx},
+                         param_labels)
 
 
 def _broadcast(params, dims):
