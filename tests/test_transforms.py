@@ -177,10 +177,16 @@ def test_grouped_equals_per_leaf(rng, kw):
     tx = spectral_jax.scale_by_muon(weight_dimension_numbers=dims,
                                     group_equal_shapes=group, **kw)
     outs.append(jax.jit(tx.update)(g, tx.init(g))[0])
+  # Same per-matrix arithmetic; only the batch size of the matmul kernels
+  # differs, which changes float32 rounding by ~eps. Newton–Schulz amplifies
+  # an input perturbation by at most max|p'| per step, and Jordan's quintic
+  # has p'(0) = a = 3.4445 (the other schedules are below it), so five steps
+  # bound the amplification by a**5 ≈ 488: tolerance a**5 · eps32 ≈ 5.8e-5.
+  # Measured over 150 seeds: ≤ 7.8e-6 (frobenius), ≤ 2.3e-5 ('spectral',
+  # whose σ₁ = 1 start puts more of the spectrum where p' is large).
+  tol = 3.4445 ** 5 * float(jnp.finfo(jnp.float32).eps)
   for k in g:
-    # Same per-matrix arithmetic; only the batch size of the kernels differs,
-    # which changes float32 rounding (measured ≤ 2e-6 relative).
-    _close(outs[0][k], outs[1][k], 1e-5, msg=k)
+    _close(outs[0][k], outs[1][k], tol, msg=k)
 
 
 @pytest.mark.parametrize("method", ["newton_schulz", "svd"])
