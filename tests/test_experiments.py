@@ -135,7 +135,7 @@ def test_mlp_specgd_tiny(tmp_path):
   assert sum("nr_G1" in r for r in e4) == 2 * len(range(0, cfg.steps, 2))
 
 
-@pytest.mark.heavy
+@pytest.mark.slow  # ~60 s (three arms compiled); train-gpt itself is in test_train
 def test_gpt_compare_tiny(tmp_path):
   cfg = gpt_compare.Config(n_layer=1, n_head=2, d_model=16, context=16,
                            batch_size=4, steps=4, track_every=2, eval_every=2,

@@ -320,7 +320,7 @@ def test_divergence_and_milestone_helpers():
   assert dual.steps_to(acc, 0.85, 10).tolist() == [20, -1]
 
 
-@pytest.mark.heavy
+@pytest.mark.slow  # ~26 s; each arm is covered by the other experiment tests
 def test_regime_tiny(tmp_path):
   from experiments import regime
   cfg = regime.Config(adamw_lrs=(1e-3, 1e-2), muon_lrs=(0.01, 0.1), epochs=1,
