@@ -192,9 +192,8 @@ def _run_locked(args, mods, selected, out) -> int:
       continue
     print(f"[reproduce] {name}: running ({args.mode}) ...", flush=True)
     marker = run_one(mods[name], args.mode, out)
-    n_ok = sum(c["holds"] is True for c in marker["claims"])
     print(f"[reproduce] {name}: done in {marker['seconds']:.0f} s, "
-          f"{n_ok}/{len(marker['claims'])} claims hold", flush=True)
+          f"{report.headline(marker['claims'])}", flush=True)
 
   # The report covers every completed experiment in the folder, so running
   # --only X adds X to an earlier report instead of replacing it.

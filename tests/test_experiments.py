@@ -26,7 +26,8 @@ from experiments import reproduce
 from experiments import rf_specgd
 from experiments import stable_rank_init
 
-CLAIM_KEYS = {"id", "experiment", "claim", "paper", "measured", "holds", "rule"}
+CLAIM_KEYS = {"id", "experiment", "claim", "paper", "measured", "holds", "rule",
+              "status", "reason"}
 
 
 def _check_result(mod, result, out_dir):
@@ -36,6 +37,7 @@ def _check_result(mod, result, out_dir):
     assert set(c) == CLAIM_KEYS
     assert c["experiment"] == mod.NAME
     assert c["holds"] in (True, False, None)
+    assert c["status"] in report.STATUSES
   for f in result["figures"]:
     with open(f, "rb") as fh:
       assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -187,6 +189,28 @@ def test_claim_builder_and_table():
   assert c["measured"] == "1.23e-04" and c["holds"] is False
   table = report.claims_table([c])
   assert "does not hold" in table and "a \\| b" in table
+  assert c["status"] == report.DOES_NOT_HOLD
+
+
+def test_claim_statuses_and_headline():
+  rows = [report.claim("A", "e", "c", "p", 1, True),
+          report.claim("B", "e", "c", "p", 1, False),
+          report.claim("C", "e", "c", "p", 1, False,
+                       status=report.SUBSTITUTE, reason="digits"),
+          report.claim("D", "e", "c", "p", 1, True, status=report.FINDING),
+          report.claim("E", "e", "c", "p", 1, None)]
+  assert report.headline(rows) == ("1 hold, 1 do not, 1 not reproduced on "
+                                   "substitute data, 1 findings, 1 not checked")
+  assert report.headline(rows[:4]).endswith("1 findings")
+  table = report.claims_table(rows)
+  assert "**not reproduced on substitute data**: digits" in table
+  assert "**finding** (observed)" in table
+  with pytest.raises(ValueError, match="reason"):
+    report.claim("C", "e", "c", "p", 1, False, status=report.SUBSTITUTE)
+  with pytest.raises(ValueError, match="contradicts"):
+    report.claim("A", "e", "c", "p", 1, False, status=report.HOLDS)
+  with pytest.raises(ValueError, match="status must be"):
+    report.claim("A", "e", "c", "p", 1, True, status="maybe")
 
 
 # --------------------------------------------------------------------------
@@ -260,7 +284,7 @@ def test_reproduce_skips_complete_and_force_redoes(tmp_path, fake_experiment):
   claims = json.load(open(os.path.join(out, "claims.json")))
   assert claims == [{"id": "F1", "experiment": "fake", "claim": "c",
                      "paper": "p", "measured": "1", "holds": True,
-                     "rule": ""}]
+                     "rule": "", "status": "holds", "reason": ""}]
   text = open(os.path.join(out, "report.md")).read()
   assert "figures/fake_f.png" in text and "**holds**" in text
   assert os.path.exists(os.path.join(out, "figures", "fake_f.png"))
