@@ -313,3 +313,15 @@ def test_quick_reproduction(tmp_path):
            for n in reproduce.load_experiments()}
   assert {c["experiment"] for c in claims} == names
   assert os.path.getsize(os.path.join(out, "report.md")) > 1000
+
+
+def test_probe_realized_step_agreement_is_a_finding():
+  from experiments import probe_advantage
+  rows = [{"model": "E1 RF-ReLU", "paper_agrees": True, "best_agrees": False,
+           "line_search_agrees": True}]
+  claims = {c["id"]: c for c in probe_advantage._claims(
+      rows, ["E1 RF-ReLU"], ("paper", "best", "line_search"))}
+  assert claims["P10-E1-paper"]["status"] == report.HOLDS
+  assert claims["P10-E1-best"]["status"] == report.FINDING
+  assert claims["P10-E1-best"]["holds"] is False
+  assert claims["P10-E1-line_search"]["status"] == report.FINDING
