@@ -133,6 +133,7 @@ def claim(id: str, experiment: str, claim: str, paper: str, measured: Any,
     A JSON-ready dict with keys id, experiment, claim, paper, measured, holds,
     rule, status, reason.
   """
+  holds = None if holds is None else bool(holds)
   if status is None:
     status = {True: HOLDS, False: DOES_NOT_HOLD}.get(holds, NOT_CHECKED)
   if status not in STATUSES:
@@ -148,7 +149,7 @@ def claim(id: str, experiment: str, claim: str, paper: str, measured: Any,
       "claim": str(claim),
       "paper": str(paper),
       "measured": measured if isinstance(measured, str) else fmt(measured),
-      "holds": None if holds is None else bool(holds),
+      "holds": holds,
       "rule": str(rule),
       "status": status,
       "reason": str(reason),

@@ -8,6 +8,7 @@ robust at that size. The full quick reproduction is a slow test.
 import dataclasses
 import json
 import os
+import pickle
 import sys
 import types
 
@@ -325,3 +326,46 @@ def test_probe_realized_step_agreement_is_a_finding():
   assert claims["P10-E1-best"]["status"] == report.FINDING
   assert claims["P10-E1-best"]["holds"] is False
   assert claims["P10-E1-line_search"]["status"] == report.FINDING
+
+
+def _write_fake_cifar(folder, n=6):
+  rng = np.random.default_rng(0)
+  os.makedirs(folder)
+  for name in ("data_batch_1", "test_batch"):
+    with open(os.path.join(folder, name), "wb") as f:
+      pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                   b"labels": rng.integers(0, 10, n).tolist()}, f)
+
+
+def test_reproduce_cifar10_flag_and_env(tmp_path, fake_experiment,
+                                        monkeypatch):
+  from spectral_jax import image_data
+  seen = []
+  fake_experiment.cifar10_config = lambda config, folder: (
+      seen.append(image_data.load_images(folder)) or config)
+  folder = str(tmp_path / "cifar")
+  _write_fake_cifar(folder)
+  out = str(tmp_path / "out")
+  assert cli.main(["reproduce", "--out", out, "--cifar10", folder]) == 0
+  assert fake_experiment.calls == [1] and seen[0].name == "cifar10"
+  assert seen[0].x_train.shape == (6, 32, 32, 3)
+  marker = json.load(open(os.path.join(out, "fake", "complete.json")))
+  assert marker["data"] == folder
+  assert cli.main(["reproduce", "--out", out]) == 0     # digits now: redone
+  assert fake_experiment.calls == [1, 1] and len(seen) == 1
+  monkeypatch.setenv(reproduce.CIFAR10_ENV, folder)
+  assert cli.main(["reproduce", "--out", out]) == 0     # CIFAR via env
+  assert fake_experiment.calls == [1, 1, 1] and len(seen) == 2
+  # A folder without the batches is refused before any work.
+  os.unlink(os.path.join(folder, "test_batch"))
+  assert cli.main(["reproduce", "--out", out, "--force"]) == 2
+  assert cli.main(["reproduce", "--out", out, "--cifar10",
+                   str(tmp_path / "nope")]) == 2
+  assert fake_experiment.calls == [1, 1, 1]
+
+
+def test_image_experiments_have_a_cifar10_config():
+  from experiments import dual_optimizer, regime
+  d = dual_optimizer.cifar10_config(dual_optimizer.Config(), "/c")
+  r = regime.cifar10_config(regime.Config(), "/c")
+  assert d.data == "/c" and r.data == "/c" and r.patch_size == 4
