@@ -52,12 +52,12 @@ import importlib
 import json
 import platform
 import shutil
-import tempfile
 import time
 
 from experiments import registry
 from experiments import report
 from experiments.cli import UsageError
+from experiments.outdir import prepare_out_dir
 
 MARKER = "complete.json"
 CIFAR10_ENV = "SPECTRAL_JAX_CIFAR10"
@@ -94,17 +94,7 @@ def load_experiments() -> dict:
 
 
 def _check_out_dir(out: str) -> str:
-  out = os.path.abspath(out)
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise UsageError(f"--out {out!r} exists and is not a directory")
-  try:
-    os.makedirs(os.path.join(out, "figures"), exist_ok=True)
-    fd, probe = tempfile.mkstemp(dir=out, prefix=".probe-")
-    os.close(fd)
-    os.unlink(probe)
-  except OSError as err:
-    raise UsageError(f"--out {out!r} is not writable ({err.strerror})") from None
-  return out
+  return prepare_out_dir(out, "--out", subdirs=("figures",))
 
 
 def _marker_path(out: str, name: str) -> str:

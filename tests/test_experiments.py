@@ -369,3 +369,11 @@ def test_image_experiments_have_a_cifar10_config():
   d = dual_optimizer.cifar10_config(dual_optimizer.Config(), "/c")
   r = regime.cifar10_config(regime.Config(), "/c")
   assert d.data == "/c" and r.data == "/c" and r.patch_size == 4
+
+
+def test_reproduce_refuses_existing_file_out_before_work(tmp_path,
+                                                         fake_experiment):
+  target = tmp_path / "out.txt"
+  target.write_text("x")
+  assert cli.main(["reproduce", "--out", str(target)]) == 2
+  assert fake_experiment.calls == [] and target.read_text() == "x"
