@@ -36,7 +36,7 @@ from flax import nnx
 import spectral_jax
 from experiments import report
 from spectral_jax import curvature
-from spectral_jax import image_data
+from experiments.lib import image_data
 from spectral_jax import labels
 from spectral_jax.models.cnn import CNN
 from spectral_jax.models.mlp import MLP

@@ -32,7 +32,7 @@ import spectral_jax
 from experiments import report
 from experiments.dual_optimizer import _is_spec
 from experiments.dual_optimizer import train_lr_sweep
-from spectral_jax import image_data
+from experiments.lib import image_data
 from spectral_jax import labels
 from spectral_jax import linalg
 from spectral_jax.models.vit import ViT

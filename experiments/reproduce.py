@@ -113,7 +113,7 @@ def _check_cifar10(folder: str | None) -> str | None:
   """The CIFAR-10 folder (absolute), checked before any work; None: digits."""
   if not folder:
     return None
-  from spectral_jax import image_data
+  from experiments.lib import image_data
   folder = os.path.abspath(folder)
   if not os.path.isdir(folder):
     raise UsageError(f"--cifar10 {folder!r} is not a directory")

@@ -339,7 +339,7 @@ def _write_fake_cifar(folder, n=6):
 
 def test_reproduce_cifar10_flag_and_env(tmp_path, fake_experiment,
                                         monkeypatch):
-  from spectral_jax import image_data
+  from experiments.lib import image_data
   seen = []
   fake_experiment.cifar10_config = lambda config, folder: (
       seen.append(image_data.load_images(folder)) or config)
