@@ -118,7 +118,7 @@ def _agreement(rows, regime):
 # E1: random features along GD
 # --------------------------------------------------------------------------
 def _rf_problem(cfg: Config):
-  from spectral_jax.models import random_features as rf
+  from experiments.lib import random_features as rf
   p = rf.make_problem(jax.random.key(cfg.seed), cfg.rf_k, cfg.rf_d, cfg.rf_n,
                       activation="relu", target="realizable",
                       dtype=jnp.float64)
@@ -166,7 +166,7 @@ def _run_rf(cfg: Config):
 # Spiked one-step model (Lemma 3.5)
 # --------------------------------------------------------------------------
 def _run_spiked(cfg: Config):
-  from spectral_jax.models import random_features as rf
+  from experiments.lib import random_features as rf
   rows = []
   run = _lsq_probe(cfg.line_search)
   for i, d in enumerate(cfg.spiked_dims):

@@ -21,7 +21,7 @@ import numpy as np
 
 from experiments import report
 from spectral_jax import linalg
-from spectral_jax.models import random_features as rf
+from experiments.lib import random_features as rf
 
 NAME = "rf_specgd"
 TITLE = "E1–E2: random-feature regression, GD vs SpecGD (Figures 3 and 11)"

@@ -25,7 +25,7 @@ import numpy as np
 
 from experiments import report
 from spectral_jax import linalg
-from spectral_jax.models import random_features as rf
+from experiments.lib import random_features as rf
 from spectral_jax.models.activations import get_activation
 
 NAME = "stable_rank_init"
