@@ -599,14 +599,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args) -> int:
   from experiments.cli import UsageError  # pylint: disable=g-import-not-at-top
+  from experiments.outdir import prepare_out_dir  # pylint: disable=g-import-not-at-top
   cfg = BenchConfig.quick() if args.quick else BenchConfig.full()
   if args.reps is not None:
     if args.reps < 1:
       raise UsageError(f"--reps must be >= 1, got {args.reps}")
     cfg = dataclasses.replace(cfg, reps=args.reps)
   cfg = dataclasses.replace(cfg, seed=args.seed)
-  res = run(cfg, args.out, args)
+  # Checked before any benchmarking: a bad --out must not cost the run.
+  out = prepare_out_dir(args.out)
+  res = run(cfg, out, args)
   for line in summary_lines(res):
     print(line)
-  print(f"wrote {os.path.join(args.out, 'bench.md')}")
+  print(f"wrote {os.path.join(out, 'bench.md')}")
   return 0

@@ -22,7 +22,7 @@ import numpy as np
 from experiments import report
 from experiments.rf_specgd import _STEPS
 from spectral_jax import linalg
-from spectral_jax.models import random_features as rf
+from experiments.lib import random_features as rf
 
 NAME = "lambda_toy"
 TITLE = "E8: the A = I + λ·11ᵀ toy (stable rank sweep)"

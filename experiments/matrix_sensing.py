@@ -28,7 +28,7 @@ import optax
 import spectral_jax
 from experiments import report
 from spectral_jax import linalg
-from spectral_jax import sensing
+from experiments.lib import sensing
 
 NAME = "matrix_sensing"
 TITLE = "Paper 3: Muon's spectral dynamics on matrix sensing"
@@ -271,7 +271,7 @@ def run(config: Config, out_dir: str) -> dict:
       f"Muon (`spectral_jax.muon`, β = {config.momentum}, no Nesterov) and "
       f"norm-matched GD: LR {config.muon_lr:g} → 0 linearly. Nuclear-norm "
       f"minimizer: {config.dr_iters} Douglas–Rachford iterations "
-      f"(`spectral_jax.sensing.nuclear_norm_minimizer`). Flow: "
+      f"(`experiments.lib.sensing.nuclear_norm_minimizer`). Flow: "
       f"{config.flow_steps} steps of η = {config.flow_eta:g} from 𝒜^†y. "
       f"Muon ends with a flatter spectrum (entropy {rng(col(mu, 'entropy'))} "
       f"vs GD {rng(col(gd, 'entropy'))}) and a nuclear norm "

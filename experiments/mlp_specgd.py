@@ -49,7 +49,7 @@ class Config:
   lr_specgd: float = 0.1
   # E5 (SwiGLU).
   swiglu_n_small: int = 512
-  swiglu_n_large: int = 2048
+  swiglu_n_large: int = 8196     # the paper's n: the size C20d is about
   swiglu_steps_small: int = 100
   swiglu_steps_large: int = 60
   swiglu_lr_gd_small: float = 0.01

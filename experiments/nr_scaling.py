@@ -26,7 +26,7 @@ import numpy as np
 
 from experiments import report
 from spectral_jax import linalg
-from spectral_jax.models import random_features as rf
+from experiments.lib import random_features as rf
 
 NAME = "nr_scaling"
 TITLE = "E3: gradient nuclear rank vs dimension, and the spiked one-step lemma (Figures 14–15)"

@@ -118,7 +118,7 @@ def _agreement(rows, regime):
 # E1: random features along GD
 # --------------------------------------------------------------------------
 def _rf_problem(cfg: Config):
-  from spectral_jax.models import random_features as rf
+  from experiments.lib import random_features as rf
   p = rf.make_problem(jax.random.key(cfg.seed), cfg.rf_k, cfg.rf_d, cfg.rf_n,
                       activation="relu", target="realizable",
                       dtype=jnp.float64)
@@ -166,7 +166,7 @@ def _run_rf(cfg: Config):
 # Spiked one-step model (Lemma 3.5)
 # --------------------------------------------------------------------------
 def _run_spiked(cfg: Config):
-  from spectral_jax.models import random_features as rf
+  from experiments.lib import random_features as rf
   rows = []
   run = _lsq_probe(cfg.line_search)
   for i, d in enumerate(cfg.spiked_dims):
@@ -376,7 +376,12 @@ def _claims(rows, models, regimes):
           f"{agree}/{total} = {report.fmt(frac)}" if total else
           "no defined verdicts",
           None if not total else frac >= _HOLD_FRACTION,
-          rule=f"fraction of defined verdicts that agree ≥ {_HOLD_FRACTION}"))
+          rule=f"fraction of defined verdicts that agree ≥ {_HOLD_FRACTION}",
+          # The papers state (1.5)/(1.8) for guaranteed decreases; agreement
+          # of realized steps is an observation beyond them (the independent
+          # NumPy implementation predicts the same rates), except the
+          # paper's own step, whose realized verdict is the claim's.
+          status=None if regime == "paper" else report.FINDING))
   return out
 
 

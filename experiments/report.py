@@ -38,11 +38,14 @@ __all__ = [
     "claims_table",
     "enable_x64",
     "fmt",
+    "headline",
     "plot_curves",
     "plot_nr_st",
     "read_jsonl",
     "run_steps",
     "save_figure",
+    "status_counts",
+    "status_of",
     "subplots",
     "to_jsonable",
     "write_jsonl",
@@ -96,8 +99,17 @@ def fmt(x: Any, digits: int = 3) -> str:
   return str(x)
 
 
+HOLDS = "holds"
+DOES_NOT_HOLD = "does not hold"
+SUBSTITUTE = "not reproduced on substitute data"
+FINDING = "finding"
+NOT_CHECKED = "not checked"
+STATUSES = (HOLDS, DOES_NOT_HOLD, SUBSTITUTE, FINDING, NOT_CHECKED)
+
+
 def claim(id: str, experiment: str, claim: str, paper: str, measured: Any,
-          holds: bool | None, rule: str = "") -> dict:
+          holds: bool | None, rule: str = "", status: str | None = None,
+          reason: str = "") -> dict:
   """One row of the claims table.
 
   Args:
@@ -110,19 +122,37 @@ def claim(id: str, experiment: str, claim: str, paper: str, measured: Any,
       with :func:`fmt` when not a string).
     holds: whether the claim holds by ``rule``; ``None`` if not checkable.
     rule: how ``holds`` was decided (shown in the report).
+    status: one of ``STATUSES``; by default ``holds`` / ``does not hold`` /
+      ``not checked`` from ``holds``. ``FINDING`` marks an observation beyond
+      the papers' claims (``holds`` is then whether it was observed);
+      ``SUBSTITUTE`` a claim that does not reproduce on substitute data (the
+      digits set in place of CIFAR-10), which needs ``reason``.
+    reason: why the status is what it is (shown beside it in the report).
 
   Returns:
     A JSON-ready dict with keys id, experiment, claim, paper, measured, holds,
-    rule.
+    rule, status, reason.
   """
+  holds = None if holds is None else bool(holds)
+  if status is None:
+    status = {True: HOLDS, False: DOES_NOT_HOLD}.get(holds, NOT_CHECKED)
+  if status not in STATUSES:
+    raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+  if status == SUBSTITUTE and not reason:
+    raise ValueError("a claim not reproduced on substitute data needs a "
+                     "reason")
+  if status in (HOLDS, DOES_NOT_HOLD) and holds is not (status == HOLDS):
+    raise ValueError(f"status {status!r} contradicts holds={holds!r}")
   return {
       "id": str(id),
       "experiment": str(experiment),
       "claim": str(claim),
       "paper": str(paper),
       "measured": measured if isinstance(measured, str) else fmt(measured),
-      "holds": None if holds is None else bool(holds),
+      "holds": holds,
       "rule": str(rule),
+      "status": status,
+      "reason": str(reason),
   }
 
 
@@ -270,19 +300,48 @@ def _md_cell(text: str) -> str:
   return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _holds_cell(holds) -> str:
-  return {True: "**holds**", False: "**does not hold**"}.get(holds,
-                                                            "not checked")
+def status_of(c: Mapping) -> str:
+  """A claim's status (rows without one: from ``holds``)."""
+  return c.get("status") or {True: HOLDS, False: DOES_NOT_HOLD}.get(
+      c["holds"], NOT_CHECKED)
+
+
+def _status_cell(c: Mapping) -> str:
+  status = status_of(c)
+  cell = f"**{status}**"
+  if status == FINDING and c["holds"] is not None:
+    cell += " (observed)" if c["holds"] else " (not observed)"
+  if c.get("reason"):
+    cell += f": {c['reason']}"
+  return cell
+
+
+def status_counts(claims: Sequence[Mapping]) -> dict:
+  """Number of claims per status (every status in ``STATUSES``)."""
+  counts = {k: 0 for k in STATUSES}
+  for c in claims:
+    counts[status_of(c)] += 1
+  return counts
+
+
+def headline(claims: Sequence[Mapping]) -> str:
+  """"N hold, M do not, K not reproduced on substitute data, F findings"."""
+  n = status_counts(claims)
+  text = (f"{n[HOLDS]} hold, {n[DOES_NOT_HOLD]} do not, {n[SUBSTITUTE]} not "
+          f"reproduced on substitute data, {n[FINDING]} findings")
+  if n[NOT_CHECKED]:
+    text += f", {n[NOT_CHECKED]} not checked"
+  return text
 
 
 def claims_table(claims: Sequence[Mapping]) -> str:
-  """Markdown table: id, claim, paper, measured, holds, rule."""
-  lines = ["| id | claim | paper | measured | holds | rule |",
+  """Markdown table: id, claim, paper, measured, status, rule."""
+  lines = ["| id | claim | paper | measured | status | rule |",
            "|---|---|---|---|---|---|"]
   for c in claims:
     lines.append("| " + " | ".join(_md_cell(x) for x in (
         c["id"], c["claim"], c["paper"], c["measured"],
-        _holds_cell(c["holds"]), c.get("rule", ""))) + " |")
+        _status_cell(c), c.get("rule", ""))) + " |")
   return "\n".join(lines)
 
 
@@ -302,26 +361,26 @@ def write_report(out_dir: str | os.PathLike, results: Sequence[Mapping], *,
   """
   out_dir = os.fspath(out_dir)
   all_claims = [c for r in results for c in r.get("claims", [])]
-  n_hold = sum(c["holds"] is True for c in all_claims)
-  n_fail = sum(c["holds"] is False for c in all_claims)
   parts = ["# spectral_jax: reproduction report", ""]
   if header:
     parts += [header, ""]
   parts += [
-      f"**{n_hold} of {len(all_claims)} claims hold, {n_fail} do not**"
-      f" ({len(all_claims) - n_hold - n_fail} not checked).",
+      f"**{headline(all_claims)}** ({len(all_claims)} rows).",
       "Each claim's 'paper' column quotes the paper; values tagged [M] are the "
       "spec's independent NumPy calibration numbers, not the paper's. "
-      "A claim that does not hold is listed as such.",
+      "A claim that does not hold is listed as such; 'not reproduced on "
+      "substitute data' marks a claim about CIFAR-10 that does not reproduce "
+      "on the offline digits set used in its place (rerun with `--cifar10 "
+      "DIR`); a 'finding' is an observation beyond the papers' claims.",
       "",
-      "| experiment | mode | wall time | claims holding |",
+      "| experiment | mode | wall time | claims |",
       "|---|---|---|---|",
   ]
   for r in results:
     cs = r.get("claims", [])
     parts.append(f"| [{r['title']}](#{r['name']}) | {r.get('mode', '')} | "
                  f"{r.get('seconds', 0):.0f} s | "
-                 f"{sum(c['holds'] is True for c in cs)}/{len(cs)} |")
+                 f"{headline(cs)} |")
   parts.append("")
   for r in results:
     parts += [f'<a id="{r["name"]}"></a>', "",
@@ -335,6 +394,8 @@ def write_report(out_dir: str | os.PathLike, results: Sequence[Mapping], *,
                              "\n".join(parts))
   claims_path = atomic_write_json(
       os.path.join(out_dir, "claims.json"),
-      [{k: c[k] for k in ("id", "experiment", "claim", "paper", "measured",
-                          "holds", "rule")} for c in all_claims])
+      [dict({k: c[k] for k in ("id", "experiment", "claim", "paper",
+                               "measured", "holds", "rule")},
+            status=status_of(c), reason=c.get("reason", ""))
+       for c in all_claims])
   return report, claims_path

@@ -1,14 +1,21 @@
 """``spectral-jax reproduce``: run the papers' experiments and write a report.
 
-    spectral-jax reproduce [--quick | --full] [--only NAME ...] [--force] --out DIR
+    spectral-jax reproduce [--quick | --full] [--only NAME ...] [--force]
+                           [--cifar10 DIR] --out DIR
 
 Writes, for every experiment in ``experiments.registry.EXPERIMENT_MODULES``:
 ``DIR/NAME/metrics.jsonl`` (raw series), ``DIR/figures/NAME_*.png`` and the
 completion marker ``DIR/NAME/complete.json`` (written last, atomically); then
 ``DIR/report.md`` and ``DIR/claims.json`` from every completed experiment.
 
-A rerun skips an experiment whose marker exists for the same mode (``--force``
-redoes it); a run killed halfway has no marker, so it is redone.
+A rerun skips an experiment whose marker exists for the same mode and data
+(``--force`` redoes it); a run killed halfway has no marker, so it is redone.
+
+The image experiments (paper 2's LR sweep, paper 3's ViT control) run on
+scikit-learn's digits by default, offline. ``--cifar10 DIR`` (or the
+environment variable ``SPECTRAL_JAX_CIFAR10``) points them at the standard
+CIFAR-10 python-pickle batches (``data_batch_1`` … ``data_batch_5``,
+``test_batch``): each such module defines ``cifar10_config(config, folder)``.
 """
 
 from __future__ import annotations
@@ -45,14 +52,15 @@ import importlib
 import json
 import platform
 import shutil
-import tempfile
 import time
 
 from experiments import registry
 from experiments import report
 from experiments.cli import UsageError
+from experiments.outdir import prepare_out_dir
 
 MARKER = "complete.json"
+CIFAR10_ENV = "SPECTRAL_JAX_CIFAR10"
 MODES = ("quick", "full")
 
 
@@ -70,6 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="redo experiments that are already complete")
   parser.add_argument("--out", required=True, metavar="DIR",
                       help="output folder (created if missing)")
+  parser.add_argument("--cifar10", metavar="DIR", default=None,
+                      help="CIFAR-10 python batches for the image experiments "
+                           f"(default: ${CIFAR10_ENV}, else the offline "
+                           "digits set)")
 
 
 def load_experiments() -> dict:
@@ -82,17 +94,7 @@ def load_experiments() -> dict:
 
 
 def _check_out_dir(out: str) -> str:
-  out = os.path.abspath(out)
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise UsageError(f"--out {out!r} exists and is not a directory")
-  try:
-    os.makedirs(os.path.join(out, "figures"), exist_ok=True)
-    fd, probe = tempfile.mkstemp(dir=out, prefix=".probe-")
-    os.close(fd)
-    os.unlink(probe)
-  except OSError as err:
-    raise UsageError(f"--out {out!r} is not writable ({err.strerror})") from None
-  return out
+  return prepare_out_dir(out, "--out", subdirs=("figures",))
 
 
 def _marker_path(out: str, name: str) -> str:
@@ -107,11 +109,37 @@ def _read_marker(out: str, name: str) -> dict | None:
     return None
 
 
-def _config_for(mod, mode: str):
-  return mod.Config.full() if mode == "full" else mod.Config()
+def _check_cifar10(folder: str | None) -> str | None:
+  """The CIFAR-10 folder (absolute), checked before any work; None: digits."""
+  if not folder:
+    return None
+  from experiments.lib import image_data
+  folder = os.path.abspath(folder)
+  if not os.path.isdir(folder):
+    raise UsageError(f"--cifar10 {folder!r} is not a directory")
+  names = set(os.listdir(folder))
+  if (image_data.CIFAR10_TEST not in names
+      or not names & set(image_data.CIFAR10_TRAIN)):
+    raise UsageError(
+        f"--cifar10 {folder!r} lacks the CIFAR-10 python batches (needs "
+        f"{image_data.CIFAR10_TEST} and at least one of "
+        f"{', '.join(image_data.CIFAR10_TRAIN)})")
+  return folder
 
 
-def run_one(mod, mode: str, out: str) -> dict:
+def _data_for(mod, cifar10: str | None) -> str | None:
+  """The data folder ``mod`` runs on: CIFAR-10 if given and it uses images."""
+  return cifar10 if hasattr(mod, "cifar10_config") else None
+
+
+def _config_for(mod, mode: str, cifar10: str | None = None):
+  config = mod.Config.full() if mode == "full" else mod.Config()
+  if _data_for(mod, cifar10):
+    config = mod.cifar10_config(config, cifar10)
+  return config
+
+
+def run_one(mod, mode: str, out: str, cifar10: str | None = None) -> dict:
   """Runs one experiment and writes its marker; returns the marker's content."""
   exp_dir = os.path.join(out, mod.NAME)
   os.makedirs(exp_dir, exist_ok=True)
@@ -119,7 +147,7 @@ def run_one(mod, mode: str, out: str) -> dict:
   # folder counts as incomplete.
   if os.path.exists(_marker_path(out, mod.NAME)):
     os.unlink(_marker_path(out, mod.NAME))
-  config = _config_for(mod, mode)
+  config = _config_for(mod, mode, cifar10)
   start = time.perf_counter()
   result = mod.run(config, exp_dir)
   seconds = time.perf_counter() - start
@@ -141,6 +169,7 @@ def run_one(mod, mode: str, out: str) -> dict:
       "name": mod.NAME,
       "title": mod.TITLE,
       "mode": mode,
+      "data": _data_for(mod, cifar10),
       "config": dataclasses.asdict(config),
       "seconds": seconds,
       "summary": result.get("summary", ""),
@@ -163,6 +192,8 @@ def main(args: argparse.Namespace) -> int:
       raise UsageError(f"unknown experiment(s) {', '.join(unknown)}; "
                        f"valid choices: {', '.join(mods)}")
     selected = [n for n in mods if n in args.only]
+  cifar10 = _check_cifar10(args.cifar10 if args.cifar10 is not None
+                           else os.environ.get(CIFAR10_ENV))
   out = _check_out_dir(args.out)
   report.enable_x64()
 
@@ -175,26 +206,27 @@ def main(args: argparse.Namespace) -> int:
   except RuntimeError as err:
     raise UsageError(str(err)) from None
   try:
-    return _run_locked(args, mods, selected, out)
+    return _run_locked(args, mods, selected, out, cifar10)
   finally:
     lock.__exit__(None, None, None)
 
 
-def _run_locked(args, mods, selected, out) -> int:
+def _run_locked(args, mods, selected, out, cifar10=None) -> int:
   """``main``'s work, with ``out`` locked."""
   import jax
   start = time.perf_counter()
   for name in selected:
     marker = _read_marker(out, name)
+    data = _data_for(mods[name], cifar10)
     if (marker is not None and marker.get("mode") == args.mode
-        and not args.force):
+        and marker.get("data") == data and not args.force):
       print(f"[reproduce] {name}: complete ({args.mode}), skipped")
       continue
-    print(f"[reproduce] {name}: running ({args.mode}) ...", flush=True)
-    marker = run_one(mods[name], args.mode, out)
-    n_ok = sum(c["holds"] is True for c in marker["claims"])
+    print(f"[reproduce] {name}: running ({args.mode}"
+          f"{', CIFAR-10' if data else ''}) ...", flush=True)
+    marker = run_one(mods[name], args.mode, out, cifar10)
     print(f"[reproduce] {name}: done in {marker['seconds']:.0f} s, "
-          f"{n_ok}/{len(marker['claims'])} claims hold", flush=True)
+          f"{report.headline(marker['claims'])}", flush=True)
 
   # The report covers every completed experiment in the folder, so running
   # --only X adds X to an earlier report instead of replacing it.

@@ -24,7 +24,7 @@ import numpy as np
 from experiments import report
 from spectral_jax import curvature
 from spectral_jax import linalg
-from spectral_jax.models import random_features as rf
+from experiments.lib import random_features as rf
 
 NAME = "stability"
 TITLE = "Paper 2: Muon's stable learning rate (RF-ReLU quadratic)"

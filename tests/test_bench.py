@@ -120,3 +120,17 @@ def test_gpt_step_markdown_without_tracking_and_skipped():
   assert "not met" in md and "Tracking not timed" in md
   assert "| muon | 3.0 | 1.0 | 1.50 | 1.00 |" in md
   assert "skipped" in "\n".join(bench.gpt_step_markdown(None))
+
+
+def test_cli_refuses_existing_file_out_before_benchmarking(tmp_path, capsys,
+                                                          monkeypatch):
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  ran = []
+  monkeypatch.setattr(bench, "run", lambda *a, **k: ran.append(1))
+  target = tmp_path / "results.txt"
+  target.write_text("keep me")
+  assert cli.main(["bench", "--quick", "--out", str(target)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert "--out" in err and "not a directory" in err
+  assert len(err.splitlines()) == 1
+  assert ran == [] and target.read_text() == "keep me"

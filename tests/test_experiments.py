@@ -8,6 +8,7 @@ robust at that size. The full quick reproduction is a slow test.
 import dataclasses
 import json
 import os
+import pickle
 import sys
 import types
 
@@ -26,7 +27,8 @@ from experiments import reproduce
 from experiments import rf_specgd
 from experiments import stable_rank_init
 
-CLAIM_KEYS = {"id", "experiment", "claim", "paper", "measured", "holds", "rule"}
+CLAIM_KEYS = {"id", "experiment", "claim", "paper", "measured", "holds", "rule",
+              "status", "reason"}
 
 
 def _check_result(mod, result, out_dir):
@@ -36,6 +38,7 @@ def _check_result(mod, result, out_dir):
     assert set(c) == CLAIM_KEYS
     assert c["experiment"] == mod.NAME
     assert c["holds"] in (True, False, None)
+    assert c["status"] in report.STATUSES
   for f in result["figures"]:
     with open(f, "rb") as fh:
       assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -187,6 +190,28 @@ def test_claim_builder_and_table():
   assert c["measured"] == "1.23e-04" and c["holds"] is False
   table = report.claims_table([c])
   assert "does not hold" in table and "a \\| b" in table
+  assert c["status"] == report.DOES_NOT_HOLD
+
+
+def test_claim_statuses_and_headline():
+  rows = [report.claim("A", "e", "c", "p", 1, True),
+          report.claim("B", "e", "c", "p", 1, False),
+          report.claim("C", "e", "c", "p", 1, False,
+                       status=report.SUBSTITUTE, reason="digits"),
+          report.claim("D", "e", "c", "p", 1, True, status=report.FINDING),
+          report.claim("E", "e", "c", "p", 1, None)]
+  assert report.headline(rows) == ("1 hold, 1 do not, 1 not reproduced on "
+                                   "substitute data, 1 findings, 1 not checked")
+  assert report.headline(rows[:4]).endswith("1 findings")
+  table = report.claims_table(rows)
+  assert "**not reproduced on substitute data**: digits" in table
+  assert "**finding** (observed)" in table
+  with pytest.raises(ValueError, match="reason"):
+    report.claim("C", "e", "c", "p", 1, False, status=report.SUBSTITUTE)
+  with pytest.raises(ValueError, match="contradicts"):
+    report.claim("A", "e", "c", "p", 1, False, status=report.HOLDS)
+  with pytest.raises(ValueError, match="status must be"):
+    report.claim("A", "e", "c", "p", 1, True, status="maybe")
 
 
 # --------------------------------------------------------------------------
@@ -260,7 +285,7 @@ def test_reproduce_skips_complete_and_force_redoes(tmp_path, fake_experiment):
   claims = json.load(open(os.path.join(out, "claims.json")))
   assert claims == [{"id": "F1", "experiment": "fake", "claim": "c",
                      "paper": "p", "measured": "1", "holds": True,
-                     "rule": ""}]
+                     "rule": "", "status": "holds", "reason": ""}]
   text = open(os.path.join(out, "report.md")).read()
   assert "figures/fake_f.png" in text and "**holds**" in text
   assert os.path.exists(os.path.join(out, "figures", "fake_f.png"))
@@ -289,3 +314,66 @@ def test_quick_reproduction(tmp_path):
            for n in reproduce.load_experiments()}
   assert {c["experiment"] for c in claims} == names
   assert os.path.getsize(os.path.join(out, "report.md")) > 1000
+
+
+def test_probe_realized_step_agreement_is_a_finding():
+  from experiments import probe_advantage
+  rows = [{"model": "E1 RF-ReLU", "paper_agrees": True, "best_agrees": False,
+           "line_search_agrees": True}]
+  claims = {c["id"]: c for c in probe_advantage._claims(
+      rows, ["E1 RF-ReLU"], ("paper", "best", "line_search"))}
+  assert claims["P10-E1-paper"]["status"] == report.HOLDS
+  assert claims["P10-E1-best"]["status"] == report.FINDING
+  assert claims["P10-E1-best"]["holds"] is False
+  assert claims["P10-E1-line_search"]["status"] == report.FINDING
+
+
+def _write_fake_cifar(folder, n=6):
+  rng = np.random.default_rng(0)
+  os.makedirs(folder)
+  for name in ("data_batch_1", "test_batch"):
+    with open(os.path.join(folder, name), "wb") as f:
+      pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                   b"labels": rng.integers(0, 10, n).tolist()}, f)
+
+
+def test_reproduce_cifar10_flag_and_env(tmp_path, fake_experiment,
+                                        monkeypatch):
+  from experiments.lib import image_data
+  seen = []
+  fake_experiment.cifar10_config = lambda config, folder: (
+      seen.append(image_data.load_images(folder)) or config)
+  folder = str(tmp_path / "cifar")
+  _write_fake_cifar(folder)
+  out = str(tmp_path / "out")
+  assert cli.main(["reproduce", "--out", out, "--cifar10", folder]) == 0
+  assert fake_experiment.calls == [1] and seen[0].name == "cifar10"
+  assert seen[0].x_train.shape == (6, 32, 32, 3)
+  marker = json.load(open(os.path.join(out, "fake", "complete.json")))
+  assert marker["data"] == folder
+  assert cli.main(["reproduce", "--out", out]) == 0     # digits now: redone
+  assert fake_experiment.calls == [1, 1] and len(seen) == 1
+  monkeypatch.setenv(reproduce.CIFAR10_ENV, folder)
+  assert cli.main(["reproduce", "--out", out]) == 0     # CIFAR via env
+  assert fake_experiment.calls == [1, 1, 1] and len(seen) == 2
+  # A folder without the batches is refused before any work.
+  os.unlink(os.path.join(folder, "test_batch"))
+  assert cli.main(["reproduce", "--out", out, "--force"]) == 2
+  assert cli.main(["reproduce", "--out", out, "--cifar10",
+                   str(tmp_path / "nope")]) == 2
+  assert fake_experiment.calls == [1, 1, 1]
+
+
+def test_image_experiments_have_a_cifar10_config():
+  from experiments import dual_optimizer, regime
+  d = dual_optimizer.cifar10_config(dual_optimizer.Config(), "/c")
+  r = regime.cifar10_config(regime.Config(), "/c")
+  assert d.data == "/c" and r.data == "/c" and r.patch_size == 4
+
+
+def test_reproduce_refuses_existing_file_out_before_work(tmp_path,
+                                                         fake_experiment):
+  target = tmp_path / "out.txt"
+  target.write_text("x")
+  assert cli.main(["reproduce", "--out", str(target)]) == 2
+  assert fake_experiment.calls == [] and target.read_text() == "x"

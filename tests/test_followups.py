@@ -17,9 +17,9 @@ import pytest
 from flax import nnx
 
 import spectral_jax
-from spectral_jax import image_data
+from experiments.lib import image_data
+from experiments.lib import sensing
 from spectral_jax import labels
-from spectral_jax import sensing
 from spectral_jax.models.cnn import CNN
 from spectral_jax.models.vit import ViT
 from spectral_jax.models.vit import ViTConfig
@@ -331,3 +331,23 @@ def test_regime_tiny(tmp_path):
   assert {r["arm"] for r in rows} == {"adamw", "muon"}
   assert regime.plateau_decades([1e-3, 1e-2, 1e-1], [0.5, 0.9, 0.89],
                                 0.02) == pytest.approx(1.0)
+
+
+def test_library_imports_nothing_from_experiments():
+  import ast
+  root = os.path.dirname(spectral_jax.__file__)
+  bad = []
+  for folder, _, names in os.walk(root):
+    for name in names:
+      if not name.endswith(".py"):
+        continue
+      path = os.path.join(folder, name)
+      tree = ast.parse(open(path, encoding="utf-8").read())
+      for node in ast.walk(tree):
+        mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom)
+                else [])
+        bad += [(path, m) for m in mods if m.split(".")[0] == "experiments"]
+  assert not bad
+  assert not os.path.exists(os.path.join(root, "sensing.py"))
+  assert not os.path.exists(os.path.join(root, "image_data.py"))

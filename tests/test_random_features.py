@@ -1,4 +1,6 @@
-"""Tests for spectral_jax.models.random_features against NumPy float64 references.
+"""Tests for spectral_jax.models.random_features (the model) and
+experiments/lib/random_features.py (the problem generator) against NumPy
+float64 references.
 
 Tolerances: float64 throughout, so agreement with NumPy is at ~1e-12 relative
 (a few hundred flops per entry); statistical checks use ranges many standard
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from experiments.lib import random_features as rfp
 from spectral_jax import linalg
 from spectral_jax.models import random_features as rf
 
@@ -43,10 +46,10 @@ def test_features_rejects_bad_shapes():
     rf.features(np.ones((3, 4)), np.ones((4, 5)), "nope")
 
 
-@pytest.mark.parametrize("target", rf.TARGETS)
+@pytest.mark.parametrize("target", rfp.TARGETS)
 def test_make_problem_shapes_and_targets(rng, target):
   k, d, n = 12, 6, 40
-  p = rf.make_problem(jax.random.key(int(rng.integers(1 << 30))), k, d, n,
+  p = rfp.make_problem(jax.random.key(int(rng.integers(1 << 30))), k, d, n,
                       target=target)
   assert p.x.shape == (d, n) and p.v.shape == (k, d) and p.a.shape == (k, n)
   assert p.w_sharp.shape == (k, k) and p.y.shape == (k, n)
@@ -62,7 +65,7 @@ def test_make_problem_shapes_and_targets(rng, target):
 def test_make_problem_scales(rng):
   # V ~ N(0, 1/d) and W♯ ~ N(0, 1/k): entry variances d·Var(V) = k·Var(W♯) = 1;
   # with 200·100 entries the standard error of the variance is ~1%.
-  p = rf.make_problem(jax.random.key(int(rng.integers(1 << 30))), 200, 100, 5,
+  p = rfp.make_problem(jax.random.key(int(rng.integers(1 << 30))), 200, 100, 5,
                       m=100)
   assert abs(float(jnp.var(p.v)) * 100 - 1) < 0.1
   assert abs(float(jnp.var(p.w_sharp)) * 200 - 1) < 0.1
@@ -72,9 +75,9 @@ def test_make_problem_scales(rng):
 def test_make_problem_rejects_bad_input():
   key = jax.random.key(0)
   with pytest.raises(ValueError, match="target"):
-    rf.make_problem(key, 4, 3, 5, target="nope")
+    rfp.make_problem(key, 4, 3, 5, target="nope")
   with pytest.raises(ValueError, match="k must"):
-    rf.make_problem(key, 0, 3, 5)
+    rfp.make_problem(key, 0, 3, 5)
 
 
 def test_loss_and_grad_match_numpy_and_autodiff(rng):
@@ -82,17 +85,17 @@ def test_loss_and_grad_match_numpy_and_autodiff(rng):
   n = a.shape[1]
   ref_loss = np.sum((w @ a - y) ** 2) / (2 * n)
   ref_grad = (w @ a - y) @ a.T / n
-  np.testing.assert_allclose(rf.rf_loss(w, a, y), ref_loss, rtol=1e-12)
-  np.testing.assert_allclose(rf.rf_grad(w, a, y), ref_grad, rtol=1e-12,
+  np.testing.assert_allclose(rfp.rf_loss(w, a, y), ref_loss, rtol=1e-12)
+  np.testing.assert_allclose(rfp.rf_grad(w, a, y), ref_grad, rtol=1e-12,
                              atol=1e-13)
-  np.testing.assert_allclose(jax.grad(rf.rf_loss)(jnp.asarray(w), a, y),
+  np.testing.assert_allclose(jax.grad(rfp.rf_loss)(jnp.asarray(w), a, y),
                              ref_grad, rtol=1e-12, atol=1e-13)
 
 
 def test_smoothness_constants_majorize(rng):
   a = rng.standard_normal((8, 50))
   n = a.shape[1]
-  l_f, l_op = rf.smoothness(a)
+  l_f, l_op = rfp.smoothness(a)
   s = np.linalg.svd(a, compute_uv=False)
   np.testing.assert_allclose(l_f, s[0] ** 2 / n, rtol=1e-12)
   np.testing.assert_allclose(l_op, np.sum(s**2) / n, rtol=1e-12)
@@ -105,17 +108,17 @@ def test_smoothness_constants_majorize(rng):
 
 def test_one_step_guarantees_and_interval_argument(rng):
   """§1.2: both guaranteed decreases, and nr ≥ 2 st ⇒ L(W_SD) ≤ L(W_GD)."""
-  p = rf.make_problem(jax.random.key(int(rng.integers(1 << 30))), 40, 20, 160)
-  l_f, l_op = rf.smoothness(p.a)
+  p = rfp.make_problem(jax.random.key(int(rng.integers(1 << 30))), 40, 20, 160)
+  l_f, l_op = rfp.smoothness(p.a)
   st = float(linalg.stable_rank(p.a))
   w = jnp.asarray(rng.standard_normal((40, 40)) * 0.1)
-  g = rf.rf_grad(w, p.a, p.y)
-  loss = rf.rf_loss(w, p.a, p.y)
+  g = rfp.rf_grad(w, p.a, p.y)
+  loss = rfp.rf_loss(w, p.a, p.y)
   nuc = linalg.nuclear_norm(g)
   w_gd = w - g / l_f
   w_sd = w - nuc / l_op * linalg.polar(g)
-  dec_gd = loss - rf.rf_loss(w_gd, p.a, p.y)
-  dec_sd = loss - rf.rf_loss(w_sd, p.a, p.y)
+  dec_gd = loss - rfp.rf_loss(w_gd, p.a, p.y)
+  dec_sd = loss - rfp.rf_loss(w_sd, p.a, p.y)
   tol = 1e-10 * float(loss)
   assert dec_gd >= jnp.sum(g * g) / (2 * l_f) - tol
   assert dec_sd >= nuc**2 / (2 * l_op) - tol
@@ -125,19 +128,19 @@ def test_one_step_guarantees_and_interval_argument(rng):
 
 def test_spiked_gram_and_gram_grad(rng):
   d = 30
-  sg = rf.spiked_gram(jax.random.key(int(rng.integers(1 << 30))), d)
+  sg = rfp.spiked_gram(jax.random.key(int(rng.integers(1 << 30))), d)
   np.testing.assert_allclose(jnp.sum(sg.u**2), d, rtol=1e-12)
   assert float(sg.sigma.min()) >= 1 and float(sg.sigma.max()) <= 2
   np.testing.assert_allclose(sg.b, np.outer(sg.u, sg.u) + np.diag(sg.sigma),
                              rtol=1e-12)
   # gram_grad with B = AAᵀ/n equals rf_grad for a realizable target.
-  p = rf.make_problem(jax.random.key(int(rng.integers(1 << 30))), 10, 5, 25)
+  p = rfp.make_problem(jax.random.key(int(rng.integers(1 << 30))), 10, 5, 25)
   w = jnp.asarray(rng.standard_normal((10, 10)))
   b = p.a @ p.a.T / 25
-  np.testing.assert_allclose(rf.gram_grad(w, p.w_sharp, b),
-                             rf.rf_grad(w, p.a, p.y), rtol=1e-10, atol=1e-12)
+  np.testing.assert_allclose(rfp.gram_grad(w, p.w_sharp, b),
+                             rfp.rf_grad(w, p.a, p.y), rtol=1e-10, atol=1e-12)
   with pytest.raises(ValueError, match="bulk"):
-    rf.spiked_gram(jax.random.key(0), 5, bulk=(2.0, 1.0))
+    rfp.spiked_gram(jax.random.key(0), 5, bulk=(2.0, 1.0))
 
 
 def test_spiked_one_step_nuclear_rank_grows(rng):
@@ -145,11 +148,11 @@ def test_spiked_one_step_nuclear_rank_grows(rng):
   # a constant fraction of d (0.7·d measured; assert a wide 0.4·d).
   d = 120
   key = jax.random.key(int(rng.integers(1 << 30)))
-  b = rf.spiked_gram(key, d).b
+  b = rfp.spiked_gram(key, d).b
   w_sharp = jax.random.normal(jax.random.fold_in(key, 1), (d, d)) / np.sqrt(d)
   eta = 1 / (1 + np.linalg.norm(np.asarray(b), 2))
-  g0 = rf.gram_grad(jnp.zeros((d, d)), w_sharp, b)
-  g1 = rf.gram_grad(-eta * g0, w_sharp, b)
+  g0 = rfp.gram_grad(jnp.zeros((d, d)), w_sharp, b)
+  g1 = rfp.gram_grad(-eta * g0, w_sharp, b)
   assert float(linalg.nuclear_rank(g0)) < 12
   assert float(linalg.nuclear_rank(g1)) > 0.4 * d
 

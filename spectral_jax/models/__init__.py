@@ -9,9 +9,6 @@ from spectral_jax.models.gpt import GPTConfig
 from spectral_jax.models.layers import Linear
 from spectral_jax.models.mlp import MLP
 from spectral_jax.models.random_features import RandomFeatures
-from spectral_jax.models.random_features import make_problem
-from spectral_jax.models.random_features import rf_grad
-from spectral_jax.models.random_features import rf_loss
 from spectral_jax.models.vit import ViT
 from spectral_jax.models.vit import ViTConfig
 
@@ -26,7 +23,4 @@ __all__ = [
     "ViT",
     "ViTConfig",
     "get_activation",
-    "make_problem",
-    "rf_grad",
-    "rf_loss",
 ]

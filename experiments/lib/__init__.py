@@ -1,0 +1,1 @@
+"""Paper-specific problem code used by the experiments (not the library)."""
