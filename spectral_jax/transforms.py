@@ -66,19 +66,21 @@ __all__ = [
 ReshapeFn = Callable[[jax.Array], jax.Array]
 WeightDimNumOrFn = Any  # MuonDimensionNumbers | tree of them | Callable | None
 
-PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
+# optax's names for the first step of Newton–Schulz, and linalg's. optax's
+# 'schatten' is the Schatten-4 start; 'schatten8' is ours.
+_PRECONDITIONING_NORMS = {"frobenius": "frobenius", "spectral": "spectral",
+                          "aol": "aol", "schatten": "schatten4",
+                          "schatten4": "schatten4", "schatten8": "schatten8"}
+PRECONDITIONINGS = tuple(_PRECONDITIONING_NORMS)
 MUON_POLAR_METHODS = ("newton_schulz", "svd", "eigh", "qdwh")
 EXACT_POLAR_METHODS = ("svd", "eigh", "qdwh")
 # optax.contrib.muon's presets keep optax's ns_steps semantics: a single row
 # repeats ns_steps times; a (k, 3) table runs its k rows, needing k <= ns_steps.
-_DEFAULT_NS_COEFFS = (3.4445, -4.7750, 2.0315)
+_DEFAULT_NS_COEFFS = linalg.SCHEDULES["jordan"].coeffs[0]
 _OPTAX_PRESETS = {
     "standard": _DEFAULT_NS_COEFFS,
     "dion": linalg.SCHEDULES["dion"].coeffs,
 }
-# First-step rescalings floor their denominators at optax's default eps, not
-# at the user's eps (optax passes no eps to them either).
-_FIRST_STEP_EPS = 1e-8
 
 _is_dim_nums = lambda x: isinstance(x, MuonDimensionNumbers)
 
@@ -368,116 +370,6 @@ def _map_matrices(fn, updates, dim_nums, *, group: bool = True):
   return treedef.unflatten([inv(y) for inv, y in zip(inverses, out)])
 
 
-# --------------------------------------------------------------------------
-# Newton–Schulz with optax's preconditionings.
-# --------------------------------------------------------------------------
-def _mT(x):
-  return jnp.swapaxes(x, -1, -2)
-
-
-def _mH(x):
-  return jnp.conj(_mT(x)) if jnp.iscomplexobj(x) else _mT(x)
-
-
-def _ns_step(x, a, b, c, gram=None):
-  # X ← a X + (b A + c A²) X with A = X Xᴴ: the odd quintic on every σ.
-  gram = x @ _mH(x) if gram is None else gram
-  return a * x + (b * gram + c * (gram @ gram)) @ x
-
-
-def _prescale(x):
-  """``x · 2^-e`` per slice with ``max |x_ij| < 2^e``: exact, ``|x_ij| < 1``.
-
-  AOL and Schatten are scale invariant, but their Gram matrix ``X Xᴴ`` is
-  formed before any normalisation and overflows (``inf``, then ``0·inf =
-  NaN``) for float32 entries ~1e20. A power-of-two scale changes no mantissa,
-  so normal-scale results are unchanged up to the ``_FIRST_STEP_EPS`` floor.
-  """
-  big = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
-  _, exp = jnp.frexp(big)  # frexp(0) = (0, 0): zero slices stay as they are.
-  return jnp.ldexp(x, -exp) if not jnp.iscomplexobj(x) else (
-      jax.lax.complex(jnp.ldexp(x.real, -exp), jnp.ldexp(x.imag, -exp)))
-
-
-def _aol_first_step(x, a, b, c):
-  # AOL (Boissin et al.): scale row i by (Σ_j |A_ij|)^{-1/2}, a cheap bound
-  # that puts every σ ≤ 1, reusing A for the first quintic step.
-  x = _prescale(x)
-  gram = x @ _mH(x)
-  s = jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.abs(gram), axis=-1),
-                                _FIRST_STEP_EPS))[..., None]
-  return _ns_step(x * s, a, b, c, gram * s * _mT(s))
-
-
-def _schatten_first_step(x, a, b, c):
-  # Schatten-4 normalisation: ‖X‖_S4² = ‖X Xᴴ‖_F ≥ σ_1², from the Gram matrix
-  # the first step needs anyway. (optax 0.2.8 writes X Xᵀ here, without the
-  # conjugate; for complex X that is not a function of the singular values,
-  # so we use X Xᴴ. Real inputs are unaffected.)
-  x = _prescale(x)
-  gram = x @ _mH(x)
-  fro = jnp.sqrt(jnp.sum(jnp.abs(gram) ** 2, axis=(-2, -1), keepdims=True))
-  s = jax.lax.rsqrt(jnp.maximum(fro, _FIRST_STEP_EPS)).astype(x.real.dtype)
-  return _ns_step(x * s, a, b, c, gram * s * s)
-
-
-def _ns_preconditioned(x, rows, preconditioning, eps, safety=1.0,
-                       compute_dtype=None, n_steps=None):
-  """Newton–Schulz on ``(..., m, n)`` with optax's preconditionings.
-
-  ``rows`` is a ``(steps, 3)`` table: a tuple of float tuples (static) or a
-  jax array (traced coefficients). A traced ``n_steps`` runs ``n_steps``
-  steps with row ``min(i, len(rows) - 1)`` in a ``fori_loop``.
-  """
-  out_dtype = x.dtype
-  dtype = x.dtype if compute_dtype is None else compute_dtype
-  x = x.astype(dtype)
-  tall = x.shape[-2] > x.shape[-1]
-  if tall:
-    x = _mT(x)
-  if preconditioning in ("frobenius", "spectral"):
-    wide = x.astype(jnp.promote_types(dtype, jnp.float32))
-    if preconditioning == "frobenius":
-      norm = jnp.sqrt(jnp.sum(jnp.abs(wide) ** 2, axis=(-2, -1),
-                              keepdims=True))
-    else:
-      norm = linalg.singular_values(wide)[..., :1, None]
-    den = norm * safety + eps
-    ok = den > 0  # eps = 0 and G = 0: return 0, not NaN.
-    x = jnp.where(ok, wide / jnp.where(ok, den, 1), 0).astype(dtype)
-  if isinstance(rows, jax.Array):  # Traced coefficients (optax allows it).
-    table = rows.astype(dtype)
-    steps = [tuple(table[i]) for i in range(table.shape[0])]
-  else:  # Python floats: weakly typed, so they take x's dtype, as in optax.
-    steps = [tuple(float(v) for v in r) for r in rows]
-    table = jnp.asarray(steps, dtype=dtype)
-  if n_steps is not None:
-    # Traced step count (inject_hyperparams): first step unrolled (it may be
-    # preconditioned), the rest in a loop, row min(i, last) at step i.
-    last = len(steps) - 1
-    body = lambda i, y: _ns_step(y, *table[jnp.minimum(i, last)])
-    first = {"aol": _aol_first_step,
-             "schatten": _schatten_first_step}.get(preconditioning, _ns_step)
-    x = jax.lax.fori_loop(1, n_steps, body, first(x, *steps[0]))
-    steps = []
-  for i, (a, b, c) in enumerate(steps):
-    if i == 0 and preconditioning == "aol":
-      x = _aol_first_step(x, a, b, c)
-    elif i == 0 and preconditioning == "schatten":
-      x = _schatten_first_step(x, a, b, c)
-    else:
-      x = _ns_step(x, a, b, c)
-  if tall:
-    x = _mT(x)
-  return x.astype(out_dtype)
-
-
-def _newton_schulz(x, sched: linalg.Schedule, eps, compute_dtype):
-  """X₀ = G / (s‖G‖_F + eps), then ``sched``'s rows: ``linalg.newton_schulz``."""
-  return linalg.newton_schulz(x, len(sched.coeffs), sched, eps=eps,
-                              compute_dtype=compute_dtype)
-
-
 def _nan_if_nonfinite(fn):
   """Wrap ``fn`` so a slice with a non-finite entry maps to an all-NaN slice.
 
@@ -507,15 +399,10 @@ def _orthogonalizer_raw(plan: _NSPlan | None, *, polar_method="newton_schulz",
         return linalg.polar(x, polar_method)
       return linalg.polar(x.astype(compute_dtype), polar_method).astype(x.dtype)
     return exact
-  sched = plan.schedule
-  if plan.steps is not None:
-    return lambda x: _ns_preconditioned(x, sched.coeffs, preconditioning,
-                                        eps, sched.safety, compute_dtype,
-                                        plan.steps)
-  if preconditioning == "frobenius":
-    return lambda x: _newton_schulz(x, sched, eps, compute_dtype)
-  return lambda x: _ns_preconditioned(x, sched.coeffs, preconditioning, eps,
-                                      sched.safety, compute_dtype)
+  steps = len(plan.schedule.coeffs) if plan.steps is None else plan.steps
+  norm = _PRECONDITIONING_NORMS[preconditioning]
+  return lambda x: linalg.newton_schulz(
+      x, steps, plan.schedule, eps=eps, compute_dtype=compute_dtype, norm=norm)
 
 
 def orthogonalize_via_newton_schulz(
@@ -534,7 +421,8 @@ def orthogonalize_via_newton_schulz(
 
   (``'spectral'`` divides by ``σ_1 + ε`` instead; ``'aol'`` and ``'schatten'``
   rescale inside the first step.) Each ``(fan_in, fan_out)`` slice of the
-  reshaped ``x`` is handled on its own.
+  reshaped ``x`` is handled on its own, by :func:`spectral_jax.linalg.
+  newton_schulz`.
 
   Args:
     x: a 2-D array, or any array with ``dimension_numbers``.
@@ -543,7 +431,7 @@ def orthogonalize_via_newton_schulz(
       here, as in optax). May be a traced array.
     ns_steps: iterations for a ``(3,)`` row; ignored for a table.
     preconditioning: ``'frobenius'``, ``'spectral'``, ``'aol'``,
-      ``'schatten'``.
+      ``'schatten'`` (optax's four), ``'schatten8'``.
     eps: added to the Frobenius / spectral normaliser.
     dimension_numbers: how to read ``x`` as ``(batch, fan_in, fan_out)``.
 
@@ -561,27 +449,17 @@ def orthogonalize_via_newton_schulz(
   if coeffs.ndim > 2 or coeffs.shape[-1] != 3:
     raise ValueError("ns_coeffs must have shape (3,) or (k, 3), got "
                      f"{coeffs.shape}.")
-  try:
-    rows = np.asarray(ns_coeffs, dtype=np.float64)
-  except (TypeError, jax.errors.TracerArrayConversionError):
-    rows = None  # Traced coefficients: keep them as a jax array.
-  if rows is not None:
-    rows = rows[None] if rows.ndim == 1 else rows
-    if coeffs.ndim == 1:
-      rows = np.tile(rows, (_check_ns_steps(ns_steps), 1))
-    plan = _NSPlan(linalg.Schedule("custom", tuple(map(tuple, rows))), coeffs)
-    fn = _orthogonalizer(plan, preconditioning=preconditioning, eps=eps)
-  else:
-    table = coeffs if coeffs.ndim == 2 else jnp.tile(
-        coeffs[None], (_check_ns_steps(ns_steps), 1))
-    fn = lambda y: _ns_preconditioned(y, table, preconditioning, eps)
+  # optax's rule: a row repeats ns_steps times, a table runs its own rows.
+  steps = _check_ns_steps(ns_steps) if coeffs.ndim == 1 else coeffs.shape[0]
+  if not isinstance(ns_coeffs, jax.core.Tracer):
+    ns_coeffs = np.asarray(ns_coeffs, dtype=np.float64)
+  fn = lambda y: linalg.newton_schulz(
+      y, steps, ns_coeffs, eps=eps,
+      norm=_PRECONDITIONING_NORMS[preconditioning])
   reshape_fn, inverse_fn = compute_muon_reshape(x, dimension_numbers)
-  return inverse_fn(fn(reshape_fn(x)))
+  return inverse_fn(_nan_if_nonfinite(fn)(reshape_fn(x)))
 
 
-# --------------------------------------------------------------------------
-# Transforms
-# --------------------------------------------------------------------------
 def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
   """Checked arguments -> a function ``(B, m, n) -> polar per slice``."""
   _check_choice("method", method, linalg.POLAR_METHODS)
@@ -591,14 +469,16 @@ def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
   if method != "newton_schulz":
     return _orthogonalizer(None, polar_method=method, compute_dtype=cdtype)
   try:
-    sched = linalg.resolve_schedule(ns_coeffs)
+    linalg.resolve_schedule(ns_coeffs)
   except ValueError as err:
     raise ValueError(f"ns_coeffs: {err}") from None
-  rows = linalg.schedule_coeffs(sched, ns_steps)
-  sched = linalg.Schedule(sched.name, tuple(map(tuple, rows)), sched.safety)
-  return _nan_if_nonfinite(lambda x: _newton_schulz(x, sched, eps, cdtype))
+  return _nan_if_nonfinite(lambda x: linalg.newton_schulz(
+      x, ns_steps, ns_coeffs, eps=eps, compute_dtype=cdtype))
 
 
+# --------------------------------------------------------------------------
+# Transforms
+# --------------------------------------------------------------------------
 def scale_by_polar(
     method: str = "svd",
     *,

@@ -18,6 +18,7 @@ from flax import nnx
 
 import spectral_jax
 from spectral_jax import MuonDimensionNumbers
+from references import textbook_newton_schulz
 
 _RTOL = 3e-5
 
@@ -199,7 +200,16 @@ def test_named_schedules_and_compute_dtype(rng):
   u_32, _ = tx32.update(grads, tx32.init(params), params)
   assert u_bf["w"].dtype == jnp.float32
   assert state[0]["muon"][0][0][1]["w"].dtype == jnp.float32
-  _assert_close(u_bf, u_32, 5e-2)
+  # A true bf16 iteration is ~6-8% off the float32 one. Yardstick: the
+  # textbook bf16 iteration on g (at step 1 the Nesterov momentum is a
+  # positive multiple of g; the iteration is scale invariant), times the
+  # update's scale -lr·√(32/16): ours may not be worse than 1.5x its error.
+  ref = -1e-2 * np.sqrt(2.0) * textbook_newton_schulz(
+      grads["w"], [(3.4445, -4.7750, 2.0315)] * 5, dtype=jnp.bfloat16)
+  u32 = np.asarray(u_32["w"], np.float64)
+  err = lambda u: np.linalg.norm(np.asarray(u, np.float64) - u32) / (
+      np.linalg.norm(u32))
+  assert err(u_bf["w"]) <= 1.5 * err(ref)
 
 
 def _chain_pair(make):

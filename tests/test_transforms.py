@@ -18,6 +18,7 @@ from optax.contrib import _muon as optax_muon  # reference only
 import spectral_jax
 from spectral_jax import MuonDimensionNumbers as DN
 from spectral_jax import transforms
+from references import textbook_newton_schulz
 
 _RTOL32 = 3e-5
 
@@ -252,8 +253,16 @@ def test_compute_dtype_bfloat16(rng):
   u32, _ = tx32.update(g, tx32.init(g))
   ubf, sbf = txbf.update(g, txbf.init(g))
   assert ubf["w"].dtype == jnp.float32 and sbf.mu["w"].dtype == jnp.float32
-  # bf16 has an 8-bit mantissa: ~1e-2 relative after five steps.
-  _close(ubf["w"], u32["w"], 5e-2)
+  # A true bf16 iteration is ~6-8% off the float32 one (bf16's 8-bit
+  # mantissa through five quintic steps). Yardstick: the textbook bf16
+  # iteration (optax's formula) on the same matrix (at step 1 the Nesterov
+  # momentum is a positive multiple of g, and the iteration is scale
+  # invariant): ours may not be worse than 1.5x its error.
+  ref = textbook_newton_schulz(g["w"], [(3.4445, -4.7750, 2.0315)] * 5,
+                               dtype=jnp.bfloat16)
+  err = lambda u: float(np.linalg.norm(np.asarray(u, np.float64) - u32["w"])
+                        / np.linalg.norm(u32["w"]))
+  assert err(ubf["w"]) <= 1.5 * err(ref)
 
 
 # ------------------------------------------------- zero and non-finite ----

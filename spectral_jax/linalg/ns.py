@@ -1,0 +1,431 @@
+"""THE Newton–Schulz engine: named schedules, first steps, direct and Gram
+bodies, static or traced step counts.
+
+Every approximate polar factor in the package comes from
+:func:`newton_schulz`; ``transforms`` only translates optax's argument
+conventions into a call to it.
+
+On the Gram ("polynomial") form: every iterate is X_k = Q_k X_0 with Q_k a
+polynomial in A_0 = X_0 X_0ᴴ, so for a wide m×n input the loop can run on m×m
+matrices only and touch X_0 twice (A_0 and the final Q X_0). Real FLOPs for s
+quintic steps (s >= 2):
+  direct: s (4 m² n + 2 m³)       gram: 4 m² n + (4 s - 3) · 2 m³
+so the Gram form wins once n/m exceeds about 1.5 (s = 5): 0.56× the FLOPs at
+256×1024. It cannot resolve σ² below eps·σ_1² (A_0 is rounded once, never
+re-formed from X), so it limits the *attainable* accuracy: measured in float32
+on 256×768 / 256×1024 (Gaussian and logspace(0,-3) spectra), its error to the
+exact polar factor equals the direct form's to <= 3e-5 relative at <= 6
+steps, is 0.1% worse at 7, 2.5% at 8, and stalls near 4e-3 at 20 steps where
+the direct form reaches 2e-5. Hence "auto" uses it only for <= 6 steps (the
+Muon regime), n >= 1.5 m and 32/64-bit compute dtypes (16-bit rounding times
+‖Q‖ ~ a^s would show).
+
+References:
+  Jordan et al., *Muon*, https://kellerjordan.github.io/posts/muon/.
+  Amsel, Persson, Musco & Gower, *The Polar Express*, arXiv:2505.16932.
+  Boissin et al., *Turbo-Muon* (AOL preconditioning), arXiv:2512.04632.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spectral_jax.linalg.base import check_matrix
+from spectral_jax.linalg.base import check_steps
+from spectral_jax.linalg.base import frobenius
+from spectral_jax.linalg.base import mH
+from spectral_jax.linalg.base import mT
+from spectral_jax.linalg.base import pow2_prescale
+from spectral_jax.linalg.base import safe_div
+from spectral_jax.linalg.ranks import singular_values
+
+
+# --------------------------------------------------------------------------
+# Coefficient schedules: data, not branches.
+# --------------------------------------------------------------------------
+class Schedule(NamedTuple):
+  """A named Newton–Schulz schedule.
+
+  Step ``i`` applies ``p(x) = a x + b x³ + c x⁵`` with ``(a, b, c) =
+  coeffs[min(i, len(coeffs) - 1)]``: the last row repeats for longer runs.
+  The first iterate's upper bound on σ_1 is multiplied by ``safety`` so that
+  every singular value lies in (0, 1/safety].
+  """
+
+  name: str
+  coeffs: tuple[tuple[float, float, float], ...]
+  safety: float = 1.0
+
+
+def _polar_express_rows(safety: float = 1.01):
+  # Amsel et al. (2025), Algorithm 1, degree 5, ℓ = 1e-3. Every listed step but
+  # the last is divided by the safety factor (a/s, b/s³, c/s⁵) so that
+  # round-off cannot push a singular value past the interval the step was
+  # optimised for; the final listed step then repeats.
+  rows = (
+      (8.28721201814563, -23.595886519098837, 17.300387312530933),
+      (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
+      (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
+      (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+      (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
+      (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
+      (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
+      (1.875, -1.25, 0.375),
+  )
+  damped = tuple(
+      (a / safety, b / safety**3, c / safety**5) for a, b, c in rows[:-1]
+  )
+  return damped + rows[-1:]
+
+
+SCHEDULES: dict[str, Schedule] = {
+    # Keller Jordan's quintic, optax's default ("standard"). Maximises the
+    # slope at zero; singular values end in roughly [0.7, 1.2], never 1.
+    "jordan": Schedule("jordan", ((3.4445, -4.7750, 2.0315),)),
+    "polar_express": Schedule("polar_express", _polar_express_rows(), 1.01),
+    # Classic Newton–Schulz: converges for σ ∈ (0, √3), slowly from small σ.
+    "cubic": Schedule("cubic", ((1.5, -0.5, 0.0),)),
+    # microsoft/dion's five-step schedule (optax's "dion").
+    "dion": Schedule(
+        "dion",
+        (
+            (4.0848, -6.8946, 2.9270),
+            (3.9505, -6.3029, 2.6377),
+            (3.7418, -5.5913, 2.3037),
+            (2.8769, -3.1427, 1.2046),
+            (2.8366, -3.0525, 1.2012),
+        ),
+    ),
+}
+# Names other libraries use for the same schedules.
+ALIASES = {"standard": "jordan", "muon": "jordan", "quintic": "jordan",
+           "polar-express": "polar_express", "polarexpress": "polar_express"}
+
+
+def resolve_schedule(coeffs) -> Schedule:
+  """Return the ``Schedule`` named by ``coeffs`` or built from an array.
+
+  Args:
+    coeffs: a name in ``SCHEDULES`` (or an alias: ``"standard"``, ``"muon"``),
+      a ``Schedule``, a single row ``(a, b, c)`` or an array of shape
+      ``(steps, 3)``.
+
+  Raises:
+    ValueError: for an unknown name or an array of the wrong shape.
+  """
+  if isinstance(coeffs, Schedule):
+    return coeffs
+  if isinstance(coeffs, str):
+    name = ALIASES.get(coeffs, coeffs)
+    if name not in SCHEDULES:
+      allowed = sorted(set(SCHEDULES) | set(ALIASES))
+      raise ValueError(
+          f"coeffs={coeffs!r} is not a known Newton–Schulz schedule; allowed "
+          f"names: {allowed}, or an array of shape (3,) or (steps, 3).")
+    return SCHEDULES[name]
+  rows = np.asarray(coeffs, dtype=np.float64)
+  if rows.ndim == 1:
+    rows = rows[None]
+  if rows.ndim != 2 or rows.shape[-1] != 3 or rows.shape[0] < 1:
+    raise ValueError(
+        f"coeffs must have shape (3,) or (steps, 3) with steps >= 1, got shape "
+        f"{np.shape(coeffs)}.")
+  if not np.all(np.isfinite(rows)):
+    raise ValueError(f"coeffs must be finite, got {rows.tolist()}.")
+  return Schedule("custom", tuple(tuple(float(v) for v in r) for r in rows))
+
+
+def schedule_coeffs(coeffs, steps: int | None = None) -> np.ndarray:
+  """The ``(steps, 3)`` float64 array of per-step coefficients.
+
+  ``steps=None`` means 5 for a named schedule and the listed rows for a custom
+  array; a larger ``steps`` repeats the last row, a smaller one takes the
+  first ``steps`` rows.
+  """
+  sched = resolve_schedule(coeffs)
+  rows = np.asarray(sched.coeffs, dtype=np.float64)
+  if steps is None:
+    # Named schedules default to Muon's five steps; a custom array runs its
+    # listed rows.
+    steps = len(rows) if sched.name == "custom" else 5
+  check_steps(steps)
+  idx = np.minimum(np.arange(steps), len(rows) - 1)
+  return rows[idx]
+
+
+def _is_traced(x) -> bool:
+  return isinstance(x, jax.core.Tracer)
+
+
+class _Plan(NamedTuple):
+  # Static: a tuple of Python-float rows, one per step (Python floats are
+  # weakly typed, so every product stays in the compute dtype). Traced
+  # coefficients: a (k, 3) array; step i uses row min(i, k - 1).
+  rows: tuple | jax.Array
+  steps: int | jax.Array  # a traced count runs the steps after the first in
+  safety: float           # a fori_loop.
+
+
+def _plan(coeffs, steps) -> _Plan:
+  """The one schedule parser: ``(coeffs, steps)`` to rows and a step count."""
+  if _is_traced(coeffs):  # e.g. optax.inject_hyperparams or a jitted table.
+    table = jnp.reshape(coeffs, (-1, 3)) if coeffs.ndim == 1 else coeffs
+    if coeffs.ndim not in (1, 2) or table.shape[-1] != 3:
+      raise ValueError(f"coeffs must have shape (3,) or (steps, 3), got shape "
+                       f"{coeffs.shape}.")
+    if steps is None:
+      steps = table.shape[0]
+    elif not _is_traced(steps):
+      check_steps(steps)
+    return _Plan(table, steps, 1.0)
+  sched = resolve_schedule(coeffs)
+  if _is_traced(steps):
+    return _Plan(sched.coeffs, steps, sched.safety)
+  rows = schedule_coeffs(sched, steps)
+  return _Plan(tuple(tuple(float(v) for v in r) for r in rows), len(rows),
+               sched.safety)
+
+
+# --------------------------------------------------------------------------
+# First steps: scale X so that every σ ≤ 1 (some reuse the Gram matrix).
+# --------------------------------------------------------------------------
+NS_NORMS = ("frobenius", "spectral", "aol", "schatten4", "schatten8")
+# AOL's and Schatten-4's denominators are floored here (optax's default eps),
+# not at the user's eps: optax passes no eps to them either.
+FIRST_STEP_EPS = 1e-8
+
+
+def _divide(x, bound, safety, eps, dtype):
+  den = bound * safety + (0.0 if eps is None else eps)
+  return safe_div(x, den).astype(dtype)
+
+
+def _first_step(x, norm, safety, eps, dtype):
+  """``(X_0, A_0 or None, A_0² or None)`` for the ``norm`` start.
+
+  ``x`` is wide and in at least float32; ``X_0`` is in ``dtype``. A Gram
+  matrix the start had to form anyway is returned so the first step reuses
+  it.
+  """
+  if norm == "frobenius":  # X / (s‖X‖_F + eps): Muon's published recipe.
+    return _divide(x, frobenius(x), safety, eps, dtype), None, None
+  if norm == "spectral":  # X / (s σ_1 + eps): exact, costs an SVD.
+    sigma1 = singular_values(x)[..., :1, None]
+    return _divide(x, sigma1, safety, eps, dtype), None, None
+  if norm == "schatten8":
+    # Then divide by s‖X_0‖_{S_8} = s‖A_0²‖_F^{1/4} ≥ σ_1: a much tighter
+    # bound that costs no extra product (the first step needs A_0² anyway).
+    y = _divide(x, frobenius(x), 1.0, eps, dtype)
+    g = y @ mH(y)
+    g2 = g @ g
+    r = jnp.sqrt(jnp.sqrt(frobenius(g2.astype(x.dtype)))) * safety
+    inv = jnp.where(r > 0, 1.0 / jnp.where(r > 0, r, 1.0), 1.0)
+    return (y * inv.astype(dtype), g * (inv**2).astype(dtype),
+            g2 * (inv**4).astype(dtype))
+  # AOL (Boissin et al.): row i scaled by (Σ_j |A_ij|)^{-1/2}; Schatten-4:
+  # ‖X‖_S4² = ‖A‖_F ≥ σ_1². Both read off A, formed before any
+  # normalisation, hence the exact power-of-two prescale against overflow.
+  y = pow2_prescale(x.astype(dtype))
+  g = y @ mH(y)
+  if norm == "aol":
+    s = jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.abs(g), axis=-1),
+                                  FIRST_STEP_EPS))[..., None]
+    return y * s, g * s * mT(s), None
+  fro = jnp.sqrt(jnp.sum(jnp.abs(g) ** 2, axis=(-2, -1), keepdims=True))
+  s = jax.lax.rsqrt(jnp.maximum(fro, FIRST_STEP_EPS)).astype(y.real.dtype)
+  return y * s, g * (s * s), None
+
+
+# --------------------------------------------------------------------------
+# Bodies.
+# --------------------------------------------------------------------------
+def _zero(c) -> bool:
+  return isinstance(c, float) and c == 0.0
+
+
+def _poly(a, b, c, g, g2):
+  """``a I + b A + c A²`` (``g2`` is ``A²`` or ``None`` when ``c`` is 0)."""
+  eye = jnp.eye(g.shape[-1], dtype=g.dtype)
+  return a * eye + b * g + (0.0 if _zero(c) else c * g2)
+
+
+def _direct_step(y, abc, g=None, g2=None):
+  # X ← (a I + b A + c A²) X with A = X Xᴴ: the odd quintic on every σ, with
+  # a·X folded into the m×m factor so the large X is touched once per step.
+  a, b, c = abc
+  g = y @ mH(y) if g is None else g
+  if g2 is None and not _zero(c):
+    g2 = g @ g
+  return _poly(a, b, c, g, g2) @ y
+
+
+def _direct(y, rows, g0, g0sq):
+  for i, abc in enumerate(rows):  # Unrolled: steps is small and static.
+    y = _direct_step(y, abc, *((g0, g0sq) if i == 0 else (None, None)))
+  return y
+
+
+def _gram(y, rows, g0, g0sq):
+  # X_k = Q_k X_0, A_k = Q_k A_0 Q_kᴴ, Q_{k+1} = p_k(A_k) Q_k, where p_k(A) =
+  # a I + b A + c A². Every matrix here is m×m; X_0 is touched twice.
+  a0 = y @ mH(y) if g0 is None else g0
+  ak, ak2, q = a0, g0sq, None
+  for i, (a, b, c) in enumerate(rows):
+    if i > 0:
+      ak = (q @ a0) @ mH(q)
+      ak2 = None
+    if ak2 is None and not _zero(c):
+      ak2 = ak @ ak
+    p = _poly(a, b, c, ak, ak2)
+    q = p if q is None else p @ q
+  return q @ y
+
+
+def _traced(y, table, steps, g0, g0sq):
+  # First step unrolled (it may reuse the start's Gram matrix), the rest in a
+  # loop of traced length with row min(i, last).
+  last = table.shape[0] - 1
+  y = _direct_step(y, tuple(table[0]), g0, g0sq)
+  body = lambda i, y: _direct_step(y, tuple(table[jnp.minimum(i, last)]))
+  return jax.lax.fori_loop(1, steps, body, y)
+
+
+_GRAM_FORM_MIN_ASPECT = 1.5
+_GRAM_FORM_MAX_STEPS = 6
+
+
+def _use_gram_form(m: int, n: int, dtype, steps: int, gram_form) -> bool:
+  if gram_form is not None:
+    return bool(gram_form)
+  if jnp.dtype(dtype).itemsize < 4 and not jnp.issubdtype(
+      dtype, jnp.complexfloating):
+    return False
+  return (2 <= steps <= _GRAM_FORM_MAX_STEPS
+          and n >= _GRAM_FORM_MIN_ASPECT * m)
+
+
+def newton_schulz(
+    x: jax.Array,
+    steps: int | None = None,
+    coeffs="jordan",
+    *,
+    eps: float | None = None,
+    compute_dtype=None,
+    norm: str = "frobenius",
+    gram_form: bool | None = None,
+) -> jax.Array:
+  r"""Approximate polar factor by a Newton–Schulz iteration.
+
+  .. math::
+    X_0 = G / (s\,\beta(G) + \epsilon), \qquad
+    X_{i+1} = a_i X_i + (b_i A_i + c_i A_i^2) X_i, \quad A_i = X_i X_i^H
+
+  with the input transposed first when it is tall, so that ``A`` is always the
+  small Gram matrix, ``s`` the schedule's safety factor and ``β(G) ≥ σ_1`` the
+  bound chosen by ``norm``. Singular vectors are preserved; each singular
+  value goes through the scalar polynomial ``p_i(σ) = a_i σ + b_i σ³ + c_i σ⁵``.
+
+  Args:
+    x: array of shape ``(..., m, n)``, real or complex.
+    steps: number of iterations: an int, ``None`` (5 for a named schedule,
+      the listed rows for a custom ``(steps, 3)`` array) or a traced integer
+      (``jit`` with a dynamic count: the steps after the first run in a
+      ``fori_loop``, always in the direct form).
+    coeffs: a schedule name (``"jordan"``, ``"polar_express"``, ``"cubic"``,
+      ``"dion"`` or an alias in ``ALIASES``), a ``Schedule`` or an array of
+      shape ``(3,)`` / ``(steps, 3)``, concrete or traced. Step ``i`` uses
+      row ``min(i, rows - 1)``.
+    eps: added to the normaliser (optax and Muon use 1e-8 / 1e-7). ``None``
+      divides by the bound itself, so tiny inputs are orthogonalised too; a
+      zero input gives a zero output either way.
+    compute_dtype: dtype of the iteration (e.g. ``jnp.bfloat16``): every
+      matrix product of the iteration runs in it (with XLA's default
+      accumulation for that dtype: float32 accumulators on CPU, GPU and TPU
+      for bf16); the normaliser is computed in at least float32 and the
+      result is cast back to ``x.dtype``. Defaults to ``x.dtype``.
+    norm: the bound ``β`` of the first step (see ``NS_NORMS``):
+      ``"frobenius"`` (‖G‖_F, the published recipe, default),
+      ``"spectral"`` (σ_1 by an SVD: exact, not cheap),
+      ``"schatten8"`` (then ``s‖X_0‖_{S_8} = s‖A_0²‖_F^{1/4}``, much tighter
+      than ‖G‖_F at no extra product), ``"schatten4"`` (``‖A_0‖_F^{1/2}``,
+      optax's ``'schatten'``) or ``"aol"`` (per-row AOL rescaling, Boissin
+      et al.). The last two ignore ``eps`` and ``s`` (as optax does) and
+      floor their denominators at ``FIRST_STEP_EPS``.
+    gram_form: ``True`` iterates on the m×m polynomial ``Q_k`` with
+      ``X_k = Q_k X_0`` (fewer FLOPs when n ≫ m), ``False`` on ``X_k``
+      itself; ``None`` uses the Gram form when n ≥ 1.5 m (after the
+      transpose), 2 ≤ steps ≤ 6 and the compute dtype has ≥ 32 bits. Same
+      iteration, reordered: equal results up to rounding, but the Gram form's
+      attainable accuracy is limited to about eps·κ², which matters only
+      for many steps on ill-conditioned inputs (see the module docstring).
+      Ignored with a traced step count.
+
+  Returns:
+    Array of ``x``'s shape and dtype.
+
+  Raises:
+    ValueError: ``x.ndim < 2``, non-float ``x``, bad ``steps``, ``coeffs`` or
+      ``norm``.
+  """
+  x = check_matrix(x, "newton_schulz")
+  if norm not in NS_NORMS:
+    raise ValueError(f"norm={norm!r} is not allowed; allowed: {NS_NORMS}.")
+  plan = _plan(coeffs, steps)
+  out_dtype = x.dtype
+  dtype = jnp.dtype(compute_dtype) if compute_dtype is not None else x.dtype
+  if jnp.iscomplexobj(x) and not jnp.issubdtype(dtype, jnp.complexfloating):
+    dtype = jnp.promote_types(dtype, jnp.complex64)
+  if x.size == 0:
+    return x
+  tall = x.shape[-2] > x.shape[-1]
+  if tall:
+    x = mT(x)
+  m, n = x.shape[-2:]
+  # Normalise in at least float32 (a bf16 ‖G‖_F loses digits), keeping the
+  # complex part: the norm is real, x need not be.
+  wide = x.astype(jnp.promote_types(dtype, jnp.float32))
+  y, g0, g0sq = _first_step(wide, norm, plan.safety, eps, dtype)
+  rows = plan.rows
+  if isinstance(rows, jax.Array) or _is_traced(plan.steps):
+    table = jnp.asarray(rows).astype(dtype)
+    if _is_traced(plan.steps):
+      y = _traced(y, table, plan.steps, g0, g0sq)
+    else:
+      last = table.shape[0] - 1
+      rows = [tuple(table[min(i, last)]) for i in range(plan.steps)]
+      y = _direct(y, rows, g0, g0sq)
+  elif _use_gram_form(m, n, dtype, len(rows), gram_form):
+    y = _gram(y, rows, g0, g0sq)
+  else:
+    y = _direct(y, rows, g0, g0sq)
+  if tall:
+    y = mT(y)
+  return y.astype(out_dtype)
+
+
+def newton_schulz_flops(shape: Sequence[int], steps: int, *,
+                        gram_form: bool | None = None, coeffs="jordan",
+                        dtype=jnp.float32, norm: str = "frobenius") -> int:
+  """Real FLOPs (2 per multiply-add) of the matrix products that
+  ``newton_schulz`` runs on an array of ``shape`` (the same choices of form
+  as ``newton_schulz`` with these arguments; complex inputs count 4× more;
+  the SVD of ``norm="spectral"`` is not counted).
+  """
+  *batch, m, n = shape
+  m, n = min(m, n), max(m, n)
+  rows = schedule_coeffs(coeffs, steps)
+  s = len(rows)
+  nb = int(np.prod(batch, dtype=np.int64))
+  sq = [c != 0.0 or (i == 0 and norm == "schatten8")
+        for i, (_, _, c) in enumerate(rows)]
+  if _use_gram_form(m, n, dtype, s, gram_form):
+    cubes = sum(sq) + (s - 1) + 2 * (s - 1)  # A_k², P·Q, Q A_0 Qᴴ.
+    total = 2 * 2 * m * m * n + cubes * 2 * m**3
+  else:
+    total = s * 2 * 2 * m * m * n + sum(sq) * 2 * m**3
+  mult = 4 if jnp.issubdtype(dtype, jnp.complexfloating) else 1
+  return int(nb * int(total) * mult)
