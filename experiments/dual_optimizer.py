@@ -237,8 +237,7 @@ def init_curvature(model, apply, data, specs, *, iters: int, seed: int,
   for path, spec in paths:
     if spec is None:
       continue
-    name = "/".join(str(getattr(k, "key", getattr(k, "idx", k)))
-                    for k in path)
+    name = labels.path_name(path)
     w0 = _get(p0, path)
 
     def layer_loss(w, path=path):

@@ -21,7 +21,9 @@ from typing import Any, Callable
 import jax
 import optax
 
+from spectral_jax import checks
 from spectral_jax import labels
+from spectral_jax import linalg
 from spectral_jax import transforms
 from spectral_jax.transforms import MuonDimensionNumbers
 
@@ -33,13 +35,13 @@ _MASKED = optax.MaskedNode
 def _check_learning_rate(name: str, value) -> None:
   if callable(value):
     return
-  transforms._check_range(name, value, 0.0,
+  checks.check_range(name, value, 0.0,
                           what="a finite number >= 0 or a schedule")
 
 
 def muon(
     learning_rate: optax.ScalarOrSchedule,
-    ns_coeffs: Any = transforms._DEFAULT_NS_COEFFS,
+    ns_coeffs: Any = linalg.SCHEDULES["jordan"].coeffs[0],
     ns_steps: int = 5,
     beta: float = 0.95,
     eps: float = 1e-8,
@@ -115,11 +117,11 @@ def muon(
     adam_learning_rate = learning_rate
   _check_learning_rate("adam_learning_rate", adam_learning_rate)
   # optax.adamw checks none of these; fail here, not at the first update.
-  transforms._check_range("adam_b1", adam_b1, 0.0, 1.0, hi_open=True,
+  checks.check_range("adam_b1", adam_b1, 0.0, 1.0, hi_open=True,
                           what="in [0, 1)")
-  transforms._check_range("adam_b2", adam_b2, 0.0, 1.0, hi_open=True,
+  checks.check_range("adam_b2", adam_b2, 0.0, 1.0, hi_open=True,
                           what="in [0, 1)")
-  transforms._check_mu_dtype(mu_dtype)
+  checks.check_mu_dtype(mu_dtype)
   param_labels, dims_fn = labels.matrix_labels(muon_weight_dimension_numbers,
                                             "muon", "adam")
   return optax.partition(

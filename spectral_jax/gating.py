@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from spectral_jax import checks
 from spectral_jax import labels
 from spectral_jax import linalg
 from spectral_jax import transforms
@@ -172,8 +173,8 @@ def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
   learning rate. Pass ``stable_rank=`` to ``update`` at every step (see the
   module docstring).
   """
-  # A schedule (callable) is not checked: transforms._check_range skips it.
-  transforms._check_range("learning_rate", learning_rate, 0.0,
+  # A schedule (callable) is not checked: checks.check_range skips it.
+  checks.check_range("learning_rate", learning_rate, 0.0,
                           what="a finite number >= 0 or a schedule")
   return optax.chain(
       gated_spectral(

@@ -39,23 +39,23 @@ References:
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from optax.contrib import MuonDimensionNumbers
 
+from spectral_jax import checks
+from spectral_jax import labels
 from spectral_jax import linalg
+from spectral_jax.labels import MuonDimensionNumbers
 
 __all__ = [
     "MUON_POLAR_METHODS",
     "MuonDimensionNumbers",
     "MuonState",
     "PRECONDITIONINGS",
-    "compute_muon_reshape",
     "orthogonalize_via_newton_schulz",
     "scale_by_muon",
     "scale_by_polar",
@@ -63,7 +63,6 @@ __all__ = [
     "scale_by_specgd",
 ]
 
-ReshapeFn = Callable[[jax.Array], jax.Array]
 WeightDimNumOrFn = Any  # MuonDimensionNumbers | tree of them | Callable | None
 
 # optax's names for the first step of Newton–Schulz, and linalg's. optax's
@@ -85,90 +84,6 @@ _OPTAX_PRESETS = {
 _is_dim_nums = lambda x: isinstance(x, MuonDimensionNumbers)
 
 
-# --------------------------------------------------------------------------
-# Argument checks (build time). Traced values (inject_hyperparams) pass.
-# --------------------------------------------------------------------------
-def _concrete(value) -> float | None:
-  """``float(value)`` for a concrete real scalar, ``None`` if traced/array."""
-  if callable(value) or value is None:
-    return None
-  try:
-    return float(value)
-  except (TypeError, jax.errors.ConcretizationTypeError):
-    return None
-
-
-def _check_choice(name: str, value, allowed: Sequence[str]) -> None:
-  if not isinstance(value, str) or value not in allowed:
-    raise ValueError(f"{name}={value!r} is not allowed; allowed: "
-                     f"{tuple(allowed)}.")
-
-
-def _check_range(name: str, value, lo=None, hi=None, *, lo_open=False,
-                 hi_open=False, what="") -> None:
-  v = _concrete(value)
-  if v is None:
-    return
-  bad = (not math.isfinite(v)
-         or (lo is not None and (v <= lo if lo_open else v < lo))
-         or (hi is not None and (v >= hi if hi_open else v > hi)))
-  if bad:
-    raise ValueError(f"{name}={value!r} is not allowed; {name} must be {what}.")
-
-
-def _check_mu_dtype(mu_dtype):
-  """The canonical ``mu_dtype`` (``None`` stays ``None``)."""
-  if mu_dtype is None:
-    return None
-  try:
-    dtype = jax.dtypes.canonicalize_dtype(mu_dtype)
-  except TypeError:
-    dtype = None
-  if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
-    raise ValueError(f"mu_dtype={mu_dtype!r} is not allowed; use a floating "
-                     "or complex dtype or None.")
-  return dtype
-
-
-def _check_ns_steps(ns_steps, allow_traced: bool = False) -> int | None:
-  """The int ``ns_steps``; ``None`` if traced and ``allow_traced``.
-
-  ``optax.inject_hyperparams`` injects every numeric default, ``ns_steps``
-  included, so under ``jit`` it arrives as a tracer (optax then loops with a
-  dynamic trip count; so do we).
-  """
-  if isinstance(ns_steps, bool):
-    raise ValueError(f"ns_steps={ns_steps!r} is not allowed; ns_steps must be "
-                     "an int >= 1.")
-  try:
-    steps = int(ns_steps)
-  except (TypeError, jax.errors.ConcretizationTypeError):
-    if allow_traced and isinstance(ns_steps, jax.core.Tracer):
-      return None
-    raise ValueError(
-        f"ns_steps={ns_steps!r} is not allowed; ns_steps must be an int >= 1."
-    ) from None
-  if steps != ns_steps or steps < 1:
-    raise ValueError(f"ns_steps={ns_steps!r} is not allowed; ns_steps must be "
-                     "an int >= 1.")
-  return steps
-
-
-def _check_compute_dtype(compute_dtype, method: str):
-  if compute_dtype is None:
-    return None
-  dtype = jnp.dtype(compute_dtype)
-  if not jnp.issubdtype(dtype, jnp.inexact):
-    raise ValueError(f"compute_dtype={compute_dtype!r} is not allowed; use a "
-                     "floating or complex dtype or None.")
-  if method in EXACT_POLAR_METHODS and dtype.itemsize < 4 and not (
-      jnp.issubdtype(dtype, jnp.complexfloating)):
-    raise ValueError(
-        f"compute_dtype={compute_dtype!r} is not allowed with method="
-        f"{method!r}: exact polar factors need float32 or wider.")
-  return dtype
-
-
 class _NSPlan(NamedTuple):
   """A resolved Newton–Schulz schedule: static rows and the normaliser."""
   # With static steps: the coefficients of every step, in order. With traced
@@ -186,7 +101,7 @@ def _ns_plan(ns_coeffs, ns_steps) -> _NSPlan:
   names (``'jordan'``, ``'polar_express'``, ``'cubic'``) and ``Schedule``s run
   ``ns_steps`` steps, repeating their last row (``linalg.schedule_coeffs``).
   """
-  steps = _check_ns_steps(ns_steps, allow_traced=True)
+  steps = checks.check_ns_steps(ns_steps, allow_traced=True)
   if isinstance(ns_coeffs, str) and ns_coeffs in _OPTAX_PRESETS:
     ns_coeffs = _OPTAX_PRESETS[ns_coeffs]
   if isinstance(ns_coeffs, (str, linalg.Schedule)):
@@ -230,144 +145,6 @@ def _ns_plan(ns_coeffs, ns_steps) -> _NSPlan:
     rows = arr
     state = jnp.asarray(ns_coeffs)[-steps:]
   return _NSPlan(linalg.Schedule("custom", tuple(map(tuple, rows))), state)
-
-
-# --------------------------------------------------------------------------
-# Reading a leaf as a stack of matrices.
-# --------------------------------------------------------------------------
-def _path_str(path) -> str:
-  return jax.tree_util.keystr(path) if path else "<root>"
-
-
-def normalize_dimension_numbers(
-    shape: Sequence[int], dim_nums: MuonDimensionNumbers | None, path=""
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-  """``(batch_axes, reduction_axes, output_axes)``, non-negative and checked.
-
-  ``dim_nums=None`` means a 2-D matrix ``(fan_in, fan_out)``.
-
-  Raises:
-    ValueError: naming ``path`` when the spec does not fit ``shape``.
-  """
-  ndim = len(shape)
-  where = f" at {path}" if path else ""
-  if dim_nums is None:
-    if ndim != 2:
-      raise ValueError(
-          f"leaf{where} has shape {tuple(shape)}: without MuonDimensionNumbers "
-          "a matrix leaf must be 2-D.")
-    dim_nums = MuonDimensionNumbers()
-  if not _is_dim_nums(dim_nums):
-    raise ValueError(f"expected MuonDimensionNumbers or None{where}, got "
-                     f"{dim_nums!r}.")
-  if ndim < 2:
-    raise ValueError(f"leaf{where} has shape {tuple(shape)}: a matrix leaf "
-                     "needs rank >= 2.")
-
-  def norm(axes, name):
-    axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
-    for ax in axes:
-      if not -ndim <= ax < ndim:
-        raise ValueError(
-            f"{name}={axes}{where} is out of range for shape {tuple(shape)}.")
-    out = tuple(int(ax) % ndim for ax in axes)
-    if not out or len(set(out)) != len(out):
-      raise ValueError(f"{name}={axes}{where} must be non-empty and distinct "
-                       f"(shape {tuple(shape)}).")
-    return out
-
-  red = norm(dim_nums.reduction_axis, "reduction_axis")
-  out = norm(dim_nums.output_axis, "output_axis")
-  if set(red) & set(out):
-    raise ValueError(f"reduction axes {red} and output axes {out}{where} must "
-                     f"be disjoint (shape {tuple(shape)}).")
-  batch = tuple(ax for ax in range(ndim) if ax not in red and ax not in out)
-  return batch, red, out
-
-
-def matrix_shape(shape: Sequence[int], dim_nums: MuonDimensionNumbers | None,
-                 path="") -> tuple[int, int, int]:
-  """``(batch, fan_in, fan_out)`` of a leaf read through ``dim_nums``."""
-  batch, red, out = normalize_dimension_numbers(shape, dim_nums, path)
-  size = lambda axes: math.prod(shape[ax] for ax in axes)
-  return size(batch), size(red), size(out)
-
-
-def compute_muon_reshape(
-    x: jax.Array, dim_nums: MuonDimensionNumbers | None, path=""
-) -> tuple[ReshapeFn, ReshapeFn]:
-  """``(reshape_fn, inverse_fn)`` between ``x`` and ``(batch, fan_in,
-  fan_out)``.
-
-  Same contract as optax's private ``_compute_muon_reshape``: batch axes come
-  first (in their original order), then the reduction axes, then the output
-  axes, each group flattened in the order the spec lists it.
-  """
-  shape = tuple(x.shape)
-  batch, red, out = normalize_dimension_numbers(shape, dim_nums, path)
-  perm = batch + red + out
-  inv_perm = tuple(int(i) for i in np.argsort(perm))
-  flat = matrix_shape(shape, dim_nums, path)
-  permuted = tuple(shape[ax] for ax in perm)
-  reshape_fn = lambda y: jnp.transpose(y, perm).reshape(flat)
-  inverse_fn = lambda y: jnp.transpose(y.reshape(permuted), inv_perm)
-  return reshape_fn, inverse_fn
-
-
-def _resolve_dim_nums(weight_dimension_numbers, updates):
-  if callable(weight_dimension_numbers) and not _is_dim_nums(
-      weight_dimension_numbers):
-    # Only shapes matter, and params may not be passed to update.
-    return weight_dimension_numbers(updates)
-  return weight_dimension_numbers
-
-
-def _leaf_dim_nums(updates, dim_nums):
-  """Per-leaf specs: ``dim_nums`` read at every leaf position of ``updates``.
-
-  ``None`` (whole tree) means "every leaf is 2-D"; a single
-  ``MuonDimensionNumbers`` applies to every leaf.
-  """
-  paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(updates)
-  paths = [p for p, _ in paths_leaves]
-  leaves = [x for _, x in paths_leaves]
-  if dim_nums is None or _is_dim_nums(dim_nums):
-    return paths, leaves, treedef, [dim_nums] * len(leaves)
-  try:
-    dims = treedef.flatten_up_to(dim_nums)
-  except (ValueError, TypeError) as err:
-    raise ValueError(
-        "weight_dimension_numbers does not match the structure of the "
-        f"updates: {err}") from None
-  return paths, leaves, treedef, dims
-
-
-def _map_matrices(fn, updates, dim_nums, *, group: bool = True):
-  """Apply ``fn: (B, m, n) -> (B, m, n)`` to every leaf read as matrices.
-
-  Leaves with equal ``(fan_in, fan_out)`` and dtype go through ``fn`` in one
-  call, concatenated along the batch axis; ``fn`` must act per slice.
-  """
-  paths, leaves, treedef, dims = _leaf_dim_nums(updates, dim_nums)
-  flat, inverses = [], []
-  for path, x, d in zip(paths, leaves, dims):
-    reshape_fn, inverse_fn = compute_muon_reshape(x, d, _path_str(path))
-    flat.append(reshape_fn(x))
-    inverses.append(inverse_fn)
-  out = [None] * len(flat)
-  groups: dict[Any, list[int]] = {}
-  for i, y in enumerate(flat):
-    key = (y.shape[1:], y.dtype) if group else i
-    groups.setdefault(key, []).append(i)
-  for idx in groups.values():
-    if len(idx) == 1:
-      out[idx[0]] = fn(flat[idx[0]])
-      continue
-    sizes = [flat[i].shape[0] for i in idx]
-    res = fn(jnp.concatenate([flat[i] for i in idx], axis=0))
-    for i, piece in zip(idx, jnp.split(res, np.cumsum(sizes)[:-1], axis=0)):
-      out[i] = piece
-  return treedef.unflatten([inv(y) for inv, y in zip(inverses, out)])
 
 
 def _nan_if_nonfinite(fn):
@@ -438,7 +215,7 @@ def orthogonalize_via_newton_schulz(
   Returns:
     Array of ``x``'s shape and dtype.
   """
-  _check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
+  checks.check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
   if x.ndim != 2 and not _is_dim_nums(dimension_numbers):
     raise ValueError(
         "Input must have shape (m, n) or dimension_numbers must be given; got "
@@ -450,22 +227,22 @@ def orthogonalize_via_newton_schulz(
     raise ValueError("ns_coeffs must have shape (3,) or (k, 3), got "
                      f"{coeffs.shape}.")
   # optax's rule: a row repeats ns_steps times, a table runs its own rows.
-  steps = _check_ns_steps(ns_steps) if coeffs.ndim == 1 else coeffs.shape[0]
+  steps = checks.check_ns_steps(ns_steps) if coeffs.ndim == 1 else coeffs.shape[0]
   if not isinstance(ns_coeffs, jax.core.Tracer):
     ns_coeffs = np.asarray(ns_coeffs, dtype=np.float64)
   fn = lambda y: linalg.newton_schulz(
       y, steps, ns_coeffs, eps=eps,
       norm=_PRECONDITIONING_NORMS[preconditioning])
-  reshape_fn, inverse_fn = compute_muon_reshape(x, dimension_numbers)
+  reshape_fn, inverse_fn = labels.compute_muon_reshape(x, dimension_numbers)
   return inverse_fn(_nan_if_nonfinite(fn)(reshape_fn(x)))
 
 
 def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
   """Checked arguments -> a function ``(B, m, n) -> polar per slice``."""
-  _check_choice("method", method, linalg.POLAR_METHODS)
-  _check_ns_steps(ns_steps)
-  _check_range("eps", eps, 0.0, what="a finite number >= 0, or None")
-  cdtype = _check_compute_dtype(compute_dtype, method)
+  checks.check_choice("method", method, linalg.POLAR_METHODS)
+  checks.check_ns_steps(ns_steps)
+  checks.check_range("eps", eps, 0.0, what="a finite number >= 0, or None")
+  cdtype = checks.check_compute_dtype(compute_dtype, method)
   if method != "newton_schulz":
     return _orthogonalizer(None, polar_method=method, compute_dtype=cdtype)
   try:
@@ -514,8 +291,8 @@ def scale_by_polar(
 
   def update_fn(updates, state, params=None):
     del params
-    dims = _resolve_dim_nums(weight_dimension_numbers, updates)
-    return _map_matrices(fn, updates, dims), state
+    dims = labels.resolve_dimension_numbers(weight_dimension_numbers, updates)
+    return labels.map_matrices(fn, updates, dims), state
 
   return optax.GradientTransformation(optax.init_empty_state, update_fn)
 
@@ -551,7 +328,7 @@ def scale_by_specgd(
   Returns:
     A stateless ``optax.GradientTransformation``.
   """
-  _check_range("lipschitz", lipschitz, 0.0, lo_open=True,
+  checks.check_range("lipschitz", lipschitz, 0.0, lo_open=True,
                what="a finite number > 0, or None (= 1)")
   polar_fn = _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype)
   inv_l = 1.0 if lipschitz is None else 1.0 / lipschitz
@@ -563,8 +340,8 @@ def scale_by_specgd(
 
   def update_fn(updates, state, params=None):
     del params
-    dims = _resolve_dim_nums(weight_dimension_numbers, updates)
-    return _map_matrices(fn, updates, dims), state
+    dims = labels.resolve_dimension_numbers(weight_dimension_numbers, updates)
+    return labels.map_matrices(fn, updates, dims), state
 
   return optax.GradientTransformation(optax.init_empty_state, update_fn)
 
@@ -631,17 +408,17 @@ def scale_by_muon(
   Returns:
     An ``optax.GradientTransformation`` with state :class:`MuonState`.
   """
-  _check_choice("polar_method", polar_method, MUON_POLAR_METHODS)
-  _check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
+  checks.check_choice("polar_method", polar_method, MUON_POLAR_METHODS)
+  checks.check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
   if polar_method != "newton_schulz" and preconditioning != "frobenius":
     raise ValueError(
         f"preconditioning={preconditioning!r} applies to polar_method="
         f"'newton_schulz' only, got polar_method={polar_method!r}.")
-  _check_range("beta", beta, 0.0, 1.0, hi_open=True, what="in [0, 1)")
-  _check_range("eps", eps, 0.0, what="a finite number >= 0")
-  cdtype = _check_compute_dtype(compute_dtype, polar_method)
+  checks.check_range("beta", beta, 0.0, 1.0, hi_open=True, what="in [0, 1)")
+  checks.check_range("eps", eps, 0.0, what="a finite number >= 0")
+  cdtype = checks.check_compute_dtype(compute_dtype, polar_method)
   plan = _ns_plan(ns_coeffs, ns_steps)
-  mu_dtype = _check_mu_dtype(mu_dtype)
+  mu_dtype = checks.check_mu_dtype(mu_dtype)
   orthogonalize = _orthogonalizer(
       plan, polar_method=polar_method, preconditioning=preconditioning,
       eps=eps, compute_dtype=cdtype)
@@ -655,7 +432,7 @@ def scale_by_muon(
 
   def update_fn(updates, state, params=None):
     del params
-    dims = _resolve_dim_nums(weight_dimension_numbers, updates)
+    dims = labels.resolve_dimension_numbers(weight_dimension_numbers, updates)
     mu = optax.tree.update_moment(updates, state.mu, beta, 1)
     count_inc = optax.safe_increment(state.count)
     if nesterov:
@@ -667,7 +444,7 @@ def scale_by_muon(
       )
     else:
       mu_hat = optax.tree.bias_correction(mu, beta, count_inc)
-    new = _map_matrices(orthogonalize, mu_hat, dims, group=group_equal_shapes)
+    new = labels.map_matrices(orthogonalize, mu_hat, dims, group=group_equal_shapes)
     if adaptive:
       new = jax.tree.map(lambda m, u: jnp.sum(jnp.conj(m) * u) * u, mu_hat, new)
     return new, MuonState(count=count_inc, mu=optax.tree.cast(mu, mu_dtype),
@@ -695,11 +472,11 @@ def scale_by_shape(
   Returns:
     A stateless ``optax.GradientTransformation``.
   """
-  _check_range("consistent_rms", consistent_rms, 0.0,
+  checks.check_range("consistent_rms", consistent_rms, 0.0,
                what="a finite number >= 0, or None")
 
   def scale(x, d, path):
-    _, fan_in, fan_out = matrix_shape(x.shape, d, _path_str(path))
+    _, fan_in, fan_out = labels.matrix_shape(x.shape, d, labels.path_name(path))
     if consistent_rms is None:
       # fan_in = 0: a zero-size leaf; any finite factor gives the empty update.
       return jnp.sqrt(max(1.0, fan_out / max(fan_in, 1))) * x
@@ -707,8 +484,8 @@ def scale_by_shape(
 
   def update_fn(updates, state, params=None):
     del params
-    dims = _resolve_dim_nums(weight_dimension_numbers, updates)
-    paths, leaves, treedef, leaf_dims = _leaf_dim_nums(updates, dims)
+    dims = labels.resolve_dimension_numbers(weight_dimension_numbers, updates)
+    paths, leaves, treedef, leaf_dims = labels.leaf_dimension_numbers(updates, dims)
     return treedef.unflatten(
         [scale(x, d, p) for p, x, d in zip(paths, leaves, leaf_dims)]), state
 

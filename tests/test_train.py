@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from spectral_jax import labels as labels_lib
 from spectral_jax.training import checkpoint as C
 from spectral_jax.training import data as D
 
@@ -62,7 +63,7 @@ def test_labels_on_gpt():
   model = nnx.eval_shape(lambda: T.default_model_fn(_tiny(), 256, nnx.Rngs(0)))
   params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   labels = T.hidden_matrix_labels(params)
-  flat = {T._path_str(p): v for p, v in
+  flat = {labels_lib.path_name(p): v for p, v in
           jax.tree_util.tree_flatten_with_path(labels)[0]}
   assert flat["wte/embedding"] == "other"
   assert flat["lm_head/kernel"] == "other"

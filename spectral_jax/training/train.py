@@ -49,6 +49,7 @@ import optax
 from flax import nnx
 
 import spectral_jax
+from spectral_jax import labels
 from spectral_jax import linalg
 from spectral_jax.training import checkpoint as ckpt_lib
 from spectral_jax.training import data as data_lib
@@ -231,11 +232,6 @@ def momentum_schedule(config: TrainConfig) -> Callable[[jax.Array], jax.Array]:
   return beta
 
 
-def _path_str(path) -> str:
-  return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
-                  for k in path)
-
-
 def hidden_dimension_numbers(params) -> Any:
   """Muon/SpecGD specs: the last two axes of every block matrix, else ``None``.
 
@@ -269,7 +265,7 @@ def make_optimizer(config: TrainConfig, params) -> optax.GradientTransformation:
   mult = lr_multiplier(config)
   if config.optimizer == "adamw":
     return _adamw(lambda t: config.adamw_lr * mult(t), config.weight_decay)
-  labels = hidden_matrix_labels(params)
+  param_labels = hidden_matrix_labels(params)
   other = _adamw(lambda t: config.embed_lr * mult(t), 0.0)
   # Specs as a function of the (partition-masked) tree the inner transform
   # sees: the hidden leaves only.
@@ -286,7 +282,7 @@ def make_optimizer(config: TrainConfig, params) -> optax.GradientTransformation:
   else:
     hidden = spectral_jax.specgd(
         lambda t: config.specgd_lr * mult(t), weight_dimension_numbers=dims)
-  return optax.partition({"hidden": hidden, "other": other}, labels)
+  return optax.partition({"hidden": hidden, "other": other}, param_labels)
 
 
 # --------------------------------------------------------------------------
@@ -375,7 +371,7 @@ def make_track_fn(graphdef):
     n_tok = x.size
     grams, token_st = {}, {}
     for path, a in jax.tree_util.tree_flatten_with_path(inter)[0]:
-      name = "/".join(p for p in _path_str(path).split("/") if not p.isdigit())
+      name = "/".join(p for p in labels.path_name(path).split("/") if not p.isdigit())
       if any(name.endswith(k) for k in _DUPLICATE_INPUTS):
         continue
       if jnp.issubdtype(a.dtype, jnp.integer):
@@ -406,10 +402,10 @@ def make_track_fn(graphdef):
     for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
       g = g.astype(jnp.float32)
       if g.ndim >= 2:
-        nr[_path_str(path)] = linalg.nuclear_rank(g)
+        nr[labels.path_name(path)] = linalg.nuclear_rank(g)
       elif g.ndim == 1:
         l1, l2 = jnp.sum(jnp.abs(g)), jnp.sum(g * g)
-        nr[_path_str(path)] = jnp.where(l2 > 0, l1 * l1 / jnp.where(l2 > 0, l2, 1), 0.0)
+        nr[labels.path_name(path)] = jnp.where(l2 > 0, l1 * l1 / jnp.where(l2 > 0, l2, 1), 0.0)
     return loss, st, nr
 
   return track
@@ -645,13 +641,13 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
 
 
 def _weight_stable_ranks(params) -> dict[str, list[float]]:
-  labels = hidden_matrix_labels(params)
+  param_labels = hidden_matrix_labels(params)
   out = {}
   for (path, w), lab in zip(jax.tree_util.tree_flatten_with_path(params)[0],
-                            jax.tree.leaves(labels)):
+                            jax.tree.leaves(param_labels)):
     if lab == "hidden":
       val = np.atleast_1d(np.asarray(linalg.stable_rank(w.astype(jnp.float32))))
-      out[_path_str(path)] = [round(float(v), 4) for v in val]
+      out[labels.path_name(path)] = [round(float(v), 4) for v in val]
   return out
 
 
