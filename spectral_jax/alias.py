@@ -122,6 +122,10 @@ def muon(
   checks.check_range("adam_b2", adam_b2, 0.0, 1.0, hi_open=True,
                           what="in [0, 1)")
   checks.check_mu_dtype(mu_dtype)
+  for name, value in (("weight_decay", weight_decay),
+                      ("adam_weight_decay", adam_weight_decay),
+                      ("adam_eps_root", adam_eps_root)):
+    checks.check_range(name, value, 0.0, what="a finite number >= 0")
   param_labels, dims_fn = labels.matrix_labels(muon_weight_dimension_numbers,
                                             "muon", "adam")
   return optax.partition(

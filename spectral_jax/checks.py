@@ -12,6 +12,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def concrete(value) -> float | None:
@@ -32,6 +33,12 @@ def check_choice(name: str, value, allowed: Sequence[str]) -> None:
 
 def check_range(name: str, value, lo=None, hi=None, *, lo_open=False,
                  hi_open=False, what="") -> None:
+  if isinstance(value, (str, bytes, bool)) or (
+      isinstance(value, np.ndarray) and not np.issubdtype(value.dtype,
+                                                          np.number)):
+    # float("0.02") would pass and fail later, inside optax.
+    raise ValueError(f"{name}={value!r} is not allowed; {name} must be {what}"
+                     f" (a number, not {type(value).__name__}).")
   v = concrete(value)
   if v is None:
     return
@@ -84,7 +91,13 @@ def check_compute_dtype(compute_dtype, method: str,
                         exact_methods=("svd", "eigh", "qdwh")):
   if compute_dtype is None:
     return None
-  dtype = jnp.dtype(compute_dtype)
+  try:
+    dtype = jnp.dtype(compute_dtype)
+  except TypeError:
+    dtype = None
+  if dtype is None:
+    raise ValueError(f"compute_dtype={compute_dtype!r} is not allowed; use a "
+                     "floating or complex dtype (e.g. jnp.bfloat16) or None.")
   if not jnp.issubdtype(dtype, jnp.inexact):
     raise ValueError(f"compute_dtype={compute_dtype!r} is not allowed; use a "
                      "floating or complex dtype or None.")

@@ -96,8 +96,15 @@ def normalize_dimension_numbers(
                      "needs rank >= 2.")
 
   def norm(axes, name):
-    axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
+    axes = (axes,) if isinstance(axes, (int, np.integer)) else axes
+    try:
+      axes = tuple(axes)
+    except TypeError:
+      axes = (axes,)
     for ax in axes:
+      if isinstance(ax, bool) or not isinstance(ax, (int, np.integer)):
+        raise ValueError(f"{name}={axes}{where}: axes must be ints, got "
+                         f"{ax!r} ({type(ax).__name__}).")
       if not -ndim <= ax < ndim:
         raise ValueError(
             f"{name}={axes}{where} is out of range for shape {tuple(shape)}.")

@@ -140,6 +140,25 @@ _LATER_CHECKED = [
                  id="gated-spectral-str"),
     pytest.param(lambda: sj.polar(jnp.ones((3, 3)), rtol=-1.0), r"rtol=-1\.0",
                  id="polar-rtol"),
+    # Issue 18 item 4: accepted before, or failing with a bare TypeError.
+    pytest.param(lambda: sj.muon(0.02, weight_decay=float("nan")),
+                 r"weight_decay=nan .*finite", id="muon-weight-decay-nan"),
+    pytest.param(lambda: sj.muon(0.02, weight_decay=-0.1),
+                 r"weight_decay=-0\.1 .*>= 0", id="muon-weight-decay-neg"),
+    pytest.param(lambda: sj.muon(0.02, adam_weight_decay=-0.1),
+                 r"adam_weight_decay=-0\.1 .*>= 0", id="muon-adam-wd-neg"),
+    pytest.param(lambda: sj.muon(0.02, adam_eps_root=-1),
+                 r"adam_eps_root=-1 .*>= 0", id="muon-adam-eps-root"),
+    pytest.param(lambda: sj.muon("0.02"),
+                 r"learning_rate='0\.02' .*number, not str",
+                 id="muon-lr-string"),
+    pytest.param(lambda: sj.muon(0.02, compute_dtype="bogus"),
+                 r"compute_dtype='bogus' .*floating", id="muon-dtype-bogus"),
+    pytest.param(lambda: sj.scale_by_polar(weight_dimension_numbers={
+        "w": MuonDimensionNumbers(1.0, 2)}).update(
+            {"w": jnp.ones((2, 3, 4))}, ()),
+                 r"reduction_axis=\(1\.0,\) at w: axes must be ints",
+                 id="axis-float"),
 ]
 
 

@@ -557,3 +557,31 @@ def test_operator_norm_sq_matches_svd_on_gapped_matrices(rng, shape):
   assert float(linalg.operator_norm_sq(jnp.zeros((4, 3)))) == 0.0
   with pytest.raises(ValueError, match="iters"):
     linalg.operator_norm_sq(jnp.asarray(a), iters=0)
+
+
+@pytest.mark.parametrize("scale", [1e-33, 1e-30, 5e37, 7.5e37])
+@pytest.mark.parametrize("method", ["svd", "eigh", "qdwh", "newton_schulz"])
+def test_float32_extremes_of_scale(rng, method, scale):
+  # Issue 18 item 7: polar(G·5e37) was all zeros and nuclear_rank(G·1e38)
+  # NaN: XLA on CPU computes x / n as x · (1/n) and flushes the subnormal
+  # 1/n to zero. Inputs are built in NumPy (a jnp multiply would flush too).
+  g = rng.standard_normal((12, 7))
+  g = np.where(g < 0, -1, 1) * np.maximum(abs(g), 1e-2)  # no entry near 0
+  x = jnp.asarray((g * scale).astype(np.float32))
+  # Normal float32 numbers only: subnormal entries would be flushed to zero
+  # by XLA, which is a different input.
+  tiny = np.finfo(np.float32).tiny
+  assert np.all(np.isfinite(np.asarray(x))) and np.all(abs(np.asarray(x)) >= tiny)
+  ref = ref_polar(g)
+  tol = {"newton_schulz": None, "eigh": 1e-3}.get(method, 1e-5)
+  p = np.asarray(linalg.polar(x, method), np.float64)
+  if tol is None:  # Jordan's quintic: compare with the same at unit scale.
+    unit = linalg.polar(jnp.asarray(g, jnp.float32), method)
+    assert rel_err(p, unit) <= 1e-5
+  else:
+    assert rel_err(p, ref) <= tol
+  s = np.linalg.svd(g, compute_uv=False)
+  np.testing.assert_allclose(float(linalg.stable_rank(x)),
+                             np.sum(s**2) / s[0]**2, rtol=1e-5)
+  np.testing.assert_allclose(float(linalg.nuclear_rank(x)),
+                             np.sum(s)**2 / np.sum(s**2), rtol=1e-5)

@@ -55,37 +55,41 @@ def safe_div(num, den):
   return jnp.where(ok, num / jnp.where(ok, den, 1), jnp.zeros_like(num))
 
 
-def frobenius(x):
-  """‖x‖_F over the last two axes, without underflow or overflow.
+def times_pow2(x, k):
+  """``x · 2^k`` for an integer array ``k`` (broadcast), exactly.
 
-  Squaring 1e-30 underflows in float32 (and 1e30 overflows), so the norm is
-  taken of x / max|x| and scaled back.
+  In two halves, so no factor is subnormal: XLA on CPU flushes subnormals to
+  zero, and ``x / 1e38`` (computed as ``x · (1/1e38)``) gave 0 in float32.
   """
-  scale = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
-  y = safe_div(x, scale)
-  return jnp.sqrt(jnp.sum(jnp.abs(y) ** 2, axis=(-2, -1), keepdims=True)) * scale
+  half = k // 2
+  one = jnp.ones((), x.real.dtype)
+  f1 = jnp.ldexp(one, half).astype(x.dtype)
+  f2 = jnp.ldexp(one, k - half).astype(x.dtype)
+  return x * f1 * f2
+
+
+def unit_exponent(x):
+  """The int exponent ``e`` per matrix with ``max |x_ij| ∈ [2^(e-1), 2^e)``;
+  0 for a zero matrix."""
+  big = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
+  return jnp.frexp(big)[1]
 
 
 def unit_scale(x):
-  """x / max|x| (0 for x = 0): polar factors and rank ratios are scale
+  """``x · 2^-e`` with ``max |x_ij| ∈ [1/2, 1)`` (0 for x = 0): exact, since
+  a power of two changes no mantissa. Polar factors and rank ratios are scale
   invariant, and a unit-scale input keeps σ² and Gram matrices inside the
   float range (1e±30 in float32 would underflow or overflow when squared)."""
-  scale = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
-  return safe_div(x, scale)
+  return times_pow2(x, -unit_exponent(x))
 
 
-def pow2_prescale(x):
-  """``x · 2^-e`` per matrix with ``max |x_ij| < 2^e``: exact, ``|x_ij| < 1``.
-
-  For rescalings read off the Gram matrix ``X Xᴴ`` (AOL, Schatten-4), which
-  is formed before any normalisation and would overflow for float32 entries
-  ~1e20. A power-of-two scale changes no mantissa.
-  """
-  big = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
-  _, exp = jnp.frexp(big)  # frexp(0) = (0, 0): zero slices stay as they are.
-  if not jnp.iscomplexobj(x):
-    return jnp.ldexp(x, -exp)
-  return jax.lax.complex(jnp.ldexp(x.real, -exp), jnp.ldexp(x.imag, -exp))
+def frobenius(x):
+  """‖x‖_F over the last two axes, without underflow or overflow in the
+  squares (taken at unit scale, then scaled back)."""
+  e = unit_exponent(x)
+  y = times_pow2(x, -e)
+  norm = jnp.sqrt(jnp.sum(jnp.abs(y) ** 2, axis=(-2, -1), keepdims=True))
+  return times_pow2(norm, e)
 
 
 def exact_dtype(dtype):

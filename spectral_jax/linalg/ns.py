@@ -39,8 +39,9 @@ from spectral_jax.linalg.base import check_steps
 from spectral_jax.linalg.base import frobenius
 from spectral_jax.linalg.base import mH
 from spectral_jax.linalg.base import mT
-from spectral_jax.linalg.base import pow2_prescale
 from spectral_jax.linalg.base import safe_div
+from spectral_jax.linalg.base import times_pow2
+from spectral_jax.linalg.base import unit_exponent
 from spectral_jax.linalg.ranks import singular_values
 
 
@@ -211,6 +212,14 @@ def _first_step(x, norm, safety, eps, dtype):
   matrix the start had to form anyway is returned so the first step reuses
   it.
   """
+  # Bring x to unit scale by an exact power of two first (eps scaled with
+  # it, so X_0 is unchanged): dividing by a norm near the float maximum
+  # would flush its reciprocal to zero, and Gram matrices of large entries
+  # overflow.
+  e = unit_exponent(x)
+  x = times_pow2(x, -e)
+  if eps is not None:
+    eps = times_pow2(jnp.full(e.shape, eps, x.real.dtype), -e)
   if norm == "frobenius":  # X / (s‖X‖_F + eps): Muon's published recipe.
     return _divide(x, frobenius(x), safety, eps, dtype), None, None
   if norm == "spectral":  # X / (s σ_1 + eps): exact, costs an SVD.
@@ -227,9 +236,8 @@ def _first_step(x, norm, safety, eps, dtype):
     return (y * inv.astype(dtype), g * (inv**2).astype(dtype),
             g2 * (inv**4).astype(dtype))
   # AOL (Boissin et al.): row i scaled by (Σ_j |A_ij|)^{-1/2}; Schatten-4:
-  # ‖X‖_S4² = ‖A‖_F ≥ σ_1². Both read off A, formed before any
-  # normalisation, hence the exact power-of-two prescale against overflow.
-  y = pow2_prescale(x.astype(dtype))
+  # ‖X‖_S4² = ‖A‖_F ≥ σ_1². Both read off A (of the unit-scale x).
+  y = x.astype(dtype)
   g = y @ mH(y)
   if norm == "aol":
     s = jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.abs(g), axis=-1),
