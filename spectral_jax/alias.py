@@ -14,8 +14,8 @@ References:
   Davis & Drusvyatskiy, arXiv:2512.04299.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: optax's common tests read
+# `learning_rate`'s annotation object to decide whether a schedule is allowed.
 from typing import Any, Callable
 
 import jax

@@ -4,7 +4,8 @@ The INSTALLED ``optax/contrib/_muon_test.py`` is read at test time (never
 copied into this repo), its ``from optax.contrib import _muon`` is pointed at a
 shim exposing our ``muon``, ``MuonDimensionNumbers``,
 ``orthogonalize_via_newton_schulz`` and ``_compute_muon_reshape``, and it runs
-with unittest in a subprocess without x64 (upstream's default float32 config;
+with unittest in a subprocess without x64, together with the muon cases of
+upstream ``contrib/_common_test.py`` (``optax.contrib.muon`` pointed at ours) (upstream's default float32 config;
 this session enables x64 in conftest). Every upstream test is one pytest test
 here, so a failure names the upstream test and shows its traceback.
 
@@ -69,10 +70,35 @@ def _iter_tests(suite):
       yield item
 
 
+def _common_path() -> pathlib.Path:
+  return _upstream_path().parent / "_common_test.py"
+
+
+def _load_common_muon_cases() -> unittest.TestSuite:
+  """The muon cases of upstream ``contrib/_common_test.py`` on our muon.
+
+  That file looks optimizers up by name on ``optax.contrib`` at test time,
+  so ``optax.contrib.muon`` is pointed at ``spectral_jax.muon`` (in the
+  subprocess only).
+  """
+  import optax.contrib  # pylint: disable=g-import-not-at-top
+  import spectral_jax  # pylint: disable=g-import-not-at-top
+  optax.contrib.muon = spectral_jax.muon
+  module = types.ModuleType("optax_common_test_on_spectral_jax")
+  module.__file__ = str(_common_path())
+  exec(compile(_common_path().read_text(), str(_common_path()), "exec"),  # pylint: disable=exec-used
+       module.__dict__)
+  suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+  return unittest.TestSuite(t for t in _iter_tests(suite)
+                            if "opt_name='muon'" in t.id())
+
+
 def _run(out_path: str) -> int:
-  """Run the upstream suite; write ``{test_id: [status, text]}`` as JSON."""
+  """Run the upstream suite and the muon cases of upstream _common_test.py;
+  write ``{test_id: [status, text]}`` as JSON."""
   module = _load_upstream()
   suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+  suite.addTests(_load_common_muon_cases())
   # unittest drops tests from the suite as they finish: list ids first.
   report = {t.id(): ["pass", ""] for t in _iter_tests(suite)}
   result = unittest.TestResult()
@@ -151,8 +177,24 @@ def upstream_report(tmp_path_factory, worker_id):
 @pytest.mark.heavy
 def test_upstream(upstream_report, name):
   """Every parameterisation of upstream ``test_<name>`` passes on our muon."""
-  ran = {k: v for k, v in upstream_report.items() if _owner(k) == name}
+  ran = {k: v for k, v in upstream_report.items()
+         if _owner(k) == name and "optax_common_test" not in k}
   assert ran, f"upstream test {name} did not run; ran: {sorted(upstream_report)}"
+  bad = {k: v for k, v in ran.items() if v[0] in ("fail", "error")}
+  if bad:
+    pytest.fail("\n\n".join(f"{k}: {v[0].upper()}\n{v[1]}"
+                            for k, v in sorted(bad.items())), pytrace=False)
+
+
+@pytest.mark.heavy
+def test_upstream_common_muon_cases(upstream_report):
+  """Every muon case of upstream ``contrib/_common_test.py`` (inject_hyperparams,
+  dtype preservation, gradient accumulation, sharding stability, ...) passes
+  with ``optax.contrib.muon`` replaced by ours."""
+  ran = {k: v for k, v in upstream_report.items()
+         if "optax_common_test_on_spectral_jax" in k}
+  assert len(ran) >= 10, f"too few common muon cases ran: {sorted(ran)}"
+  assert any("inject_hyperparams" in k for k in ran)
   bad = {k: v for k, v in ran.items() if v[0] in ("fail", "error")}
   if bad:
     pytest.fail("\n\n".join(f"{k}: {v[0].upper()}\n{v[1]}"
