@@ -91,8 +91,8 @@ def gated_spectral(
     leading shape at matrix leaves, ``None`` elsewhere); state
     :class:`GatedSpectralState`. Follow with ``optax.scale_by_learning_rate``.
   """
-  if not np.isfinite(margin) or margin <= 0:
-    raise ValueError(f"margin must be a finite number > 0, got {margin!r}.")
+  checks.check_range("margin", margin, 0.0, lo_open=True,
+                     what="a finite number > 0")
   for name, tx in (("spectral", spectral), ("euclidean", euclidean)):
     if tx is not None and not isinstance(tx, optax.GradientTransformation):
       raise ValueError(f"{name}={tx!r} is not allowed; {name} must be an "
@@ -185,13 +185,6 @@ def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
       optax.scale_by_learning_rate(learning_rate))
 
 
-def _key_name(key) -> str:
-  for attr in ("key", "name", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
-
-
 def stable_rank_tree(report, params) -> Any:
   """st(A) of a :class:`~spectral_jax.diagnostics.LayerwiseReport`, as a tree.
 
@@ -214,10 +207,10 @@ def stable_rank_tree(report, params) -> Any:
       return None
     lead = _lead(x)
     out = np.full(lead, np.inf, np.float32)
-    found = by_path.get(tuple(_key_name(k) for k in path), {})
+    found = by_path.get(labels.path_keys(path), {})
     # nnx.State flattens Variables to a trailing 'value' key: drop it.
-    if not found and path and _key_name(path[-1]) == "value":
-      found = by_path.get(tuple(_key_name(k) for k in path[:-1]), {})
+    if not found and path and labels.path_keys(path[-1:]) == ("value",):
+      found = by_path.get(labels.path_keys(path[:-1]), {})
     for layer, st in found.items():
       idx = () if layer is None else (
           layer if isinstance(layer, tuple) else (layer,))

@@ -240,7 +240,9 @@ def orthogonalize_via_newton_schulz(
 def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
   """Checked arguments -> a function ``(B, m, n) -> polar per slice``."""
   checks.check_choice("method", method, linalg.POLAR_METHODS)
-  checks.check_ns_steps(ns_steps)
+  # optax.inject_hyperparams injects every numeric default, ns_steps too: a
+  # traced count runs in a loop (linalg.newton_schulz supports it).
+  checks.check_ns_steps(ns_steps, allow_traced=True)
   checks.check_range("eps", eps, 0.0, what="a finite number >= 0, or None")
   cdtype = checks.check_compute_dtype(compute_dtype, method)
   if method != "newton_schulz":
