@@ -29,7 +29,6 @@ import datetime
 import json
 import os
 import platform
-import tempfile
 import time
 from typing import Any, Callable
 
@@ -37,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spectral_jax import files
 from spectral_jax import linalg
 
 # The tree: per layer (fan_in, fan_out) matrices of a width-256 block.
@@ -448,20 +448,6 @@ def machine_info() -> dict[str, Any]:
           "loadavg_start": list(os.getloadavg())}
 
 
-def _atomic_write(path: str, text: str) -> None:
-  d = os.path.dirname(os.path.abspath(path))
-  os.makedirs(d, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".part")
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def _fmt_err(e: dict[str, float]) -> str:
   return " / ".join(f"{v:.2e}" for v in e.values())
 
@@ -550,9 +536,9 @@ def run(cfg: BenchConfig, out_dir: str, args=None,
     res["gpt_train_step"] = bench_gpt_train_step(
         cfg.gpt_reps, cfg.seed, cfg.gpt_track, **dict(cfg.gpt_overrides))
   res["loadavg_end"] = list(os.getloadavg())
-  _atomic_write(os.path.join(out_dir, "bench.json"),
+  files.atomic_write_text(os.path.join(out_dir, "bench.json"),
                 json.dumps(res, indent=1, default=str))
-  _atomic_write(os.path.join(out_dir, "bench.md"), render_markdown(res))
+  files.atomic_write_text(os.path.join(out_dir, "bench.md"), render_markdown(res))
   return res
 
 

@@ -51,13 +51,13 @@ import dataclasses
 import importlib
 import json
 import platform
-import shutil
 import time
 
 from experiments import registry
 from experiments import report
 from experiments.cli import UsageError
 from experiments.outdir import prepare_out_dir
+from spectral_jax import files
 
 MARKER = "complete.json"
 CIFAR10_ENV = "SPECTRAL_JAX_CIFAR10"
@@ -161,9 +161,8 @@ def run_one(mod, mode: str, out: str, cifar10: str | None = None) -> dict:
             else rel.replace(os.sep, "_"))
     base = base if base.startswith(mod.NAME) else f"{mod.NAME}_{base}"
     dest = os.path.join(out, "figures", base)
-    tmp = dest + ".tmp"
-    shutil.copyfile(path, tmp)
-    os.replace(tmp, dest)
+    with open(path, "rb") as f:
+      files.atomic_write_bytes(dest, f.read())
     figures.append(os.path.join("figures", base))
   marker = {
       "name": mod.NAME,

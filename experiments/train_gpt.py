@@ -42,6 +42,7 @@ import json
 import pathlib
 
 from experiments.cli import UsageError
+from spectral_jax import files
 
 _SKIP_FLAGS = {"preset"}
 
@@ -122,11 +123,14 @@ def run_comparison(config, optimizers, out_dir, *, progress=True,
   text = (f"# Optimizer comparison ({config.preset}, {config.steps} steps, "
           f"data {summaries[optimizers[0]]['data']})\n\n"
           f"![validation loss](val_loss.png)\n\n{table}\n")
-  tmp = out_dir / f".summary.md.tmp{os.getpid()}"
-  tmp.write_text(text)
-  os.replace(tmp, out_dir / "summary.md")
+  files.atomic_write_text(out_dir / "summary.md", text)
   return {"summaries": summaries, "figure": str(figure), "table": table,
           "metrics": rows}
+
+
+def _num(value, fmt: str) -> str:
+  """``value`` formatted, or ``n/a`` where the run had nothing to measure."""
+  return "n/a" if value is None else format(value, fmt)
 
 
 def _table(summaries) -> str:
@@ -136,8 +140,8 @@ def _table(summaries) -> str:
     val = s["final_val_loss"]
     tr = s["final_train_loss"]
     lines.append(
-        f"| {opt} | {val:.4f} | {tr:.4f} | {s['tokens_per_s']:.0f} | "
-        f"{100 * s['track_overhead']:.1f}% | {s['wall_s']:.0f} |")
+        f"| {opt} | {val:.4f} | {tr:.4f} | {_num(s['tokens_per_s'], '.0f')} | "
+        f"{_num(s['track_overhead'], '.1%')} | {s['wall_s']:.0f} |")
   return "\n".join(lines)
 
 
@@ -154,10 +158,11 @@ def _plot_val(rows, path, config):
          title=f"{config.preset}: {config.n_layer}×{config.d_model}, "
                f"context {config.context}")
   ax.legend()
-  tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-  fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-  plt.close(fig)
-  os.replace(tmp, path)
+  try:
+    files.atomic_write(path, lambda f: fig.savefig(
+        f, dpi=110, bbox_inches="tight", format="png"), "wb")
+  finally:
+    plt.close(fig)
   return path
 
 

@@ -73,6 +73,32 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, rng):
     C.Checkpointer(tmp_path / "ckpt").restore(_state(rng), expect={})
 
 
+def test_corrupt_latest_falls_back_to_previous(tmp_path, rng, capfd):
+  # Issue 18 item 6: a truncated latest checkpoint gave the right message
+  # but no fallback; the previous good one is restored, with one line.
+  ck = C.Checkpointer(tmp_path / "ckpt")
+  good, later = _state(rng), _state(rng)
+  ck.save(1, good, {"config": 1})
+  ck.save(2, later, {"config": 1})
+  ck.close()
+  for root, _, names in os.walk(tmp_path / "ckpt" / "2" / "state"):
+    for f in names:
+      with open(os.path.join(root, f), "r+b") as fh:
+        fh.truncate(1)
+  state, meta = C.Checkpointer(tmp_path / "ckpt").restore(
+      _state(rng), expect={"config": 1})
+  assert meta["step"] == 1
+  for a, b in zip(jax_leaves(state), jax_leaves(good)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  err = capfd.readouterr().err
+  assert "checkpoint" in err and "Falling back to step 1" in err
+  assert err.count("\n") == 1
+  # A mismatch is never skipped over: it names the difference.
+  with pytest.raises(C.CheckpointError, match="config"):
+    C.Checkpointer(tmp_path / "ckpt").restore(_state(rng),
+                                              expect={"config": 2})
+
+
 def test_lock_and_writability(tmp_path):
   with C.RunLock(tmp_path):
     with pytest.raises(RuntimeError, match="in use"):

@@ -184,3 +184,39 @@ def test_same_out_dir_twice_is_refused(tmp_path, tiny_data):
   with C.RunLock(tmp_path):
     with pytest.raises(RuntimeError, match="in use"):
       T.train(_tiny(), tmp_path, data=tiny_data, progress=False)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("final_lr_frac", -50.0), ("final_lr_frac", float("nan")),
+    ("final_lr_frac", 1.5), ("cooldown_frac", float("nan")), ("seed", -1)])
+def test_config_names_the_bad_field(field, value):
+  # Issue 18 item 4: final_lr_frac=-50 trained with gradient ascent in the
+  # cooldown and exited 0; a NaN blamed the learning rate; seed=-1 went
+  # unnamed.
+  with pytest.raises(ValueError, match=field):
+    _tiny(**{field: value})
+
+
+def test_zero_steps_reports_no_throughput(tmp_path, tiny_data):
+  # Issue 18 item 4: --steps 0 reported 1.28e11 tokens/s (a rate over no
+  # timed step).
+  out = T.train(_tiny(steps=0), tmp_path, data=tiny_data, progress=False,
+                plots=False)
+  assert out["tokens_per_s"] is None and out["track_overhead"] is None
+
+
+def test_resume_on_changed_data_is_refused(tmp_path, tiny_data):
+  # Issue 18 item 5: data rewritten under the same name between a kill and
+  # --resume trained on silently; it is fingerprinted by content now.
+  cfg = _tiny(steps=4, ckpt_every=2, track_every=0, eval_every=2, log_every=1)
+  T.train(cfg, tmp_path, data=tiny_data, progress=False, stop_after=2,
+          plots=False)
+  arr = np.array(tiny_data.train[0])
+  arr[-5:] = (arr[-5:].astype(int) + 1) % 256  # same length and name
+  changed = D.TokenData(tiny_data.name, 256, (arr,), tiny_data.val)
+  with pytest.raises(C.CheckpointError, match="data_content"):
+    T.train(cfg, tmp_path, data=changed, progress=False, resume=True,
+            plots=False)
+  T.train(cfg, tmp_path, data=tiny_data, progress=False, resume=True,
+          plots=False)
+  assert [r["step"] for r in T.read_metrics(tmp_path)] == [0, 1, 2, 3, 4]

@@ -122,3 +122,13 @@ def test_stdlib_corpus_too_small_cap_says_the_smallest_that_works():
     D.stdlib_corpus.__wrapped__(max_bytes=need - 1)
   data = D.stdlib_corpus.__wrapped__(max_bytes=need)
   assert data.n_val > 0 and data.n_train > 0
+
+
+def test_token_ids_beyond_the_vocabulary_are_refused(tmp_path):
+  # Issue 18 item 2: ids >= vocab_size trained into NaN losses at step 0.
+  D.write_shard(tmp_path / "a_train.bin", np.arange(300))
+  D.write_shard(tmp_path / "b_val.bin", np.arange(50))
+  with pytest.raises(ValueError, match=r"a_train\.bin.*token id 299.*"
+                     r"vocab_size=256.*\[0, 255\]"):
+    D.token_shards(tmp_path, vocab_size=256)
+  assert D.token_shards(tmp_path, vocab_size=300).vocab_size == 300

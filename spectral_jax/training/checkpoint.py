@@ -20,6 +20,7 @@ import json
 import os
 import pathlib
 import socket
+import sys
 from typing import Any
 
 import jax
@@ -143,21 +144,40 @@ class Checkpointer:
     Returns:
       ``(state, meta)``.
 
+    With ``step=None``, an unreadable or corrupt latest checkpoint (a
+    truncated file, a damaged disk) falls back to the previous one, with one
+    line on stderr saying so; a checkpoint that does not match this run is
+    never skipped.
+
     Raises:
-      CheckpointError: no checkpoint, unreadable checkpoint, or a mismatch.
+      CheckpointError: no checkpoint, no readable checkpoint, or a mismatch.
     """
-    ocp = self._ocp
-    step = self.latest_step() if step is None else step
-    if step is None:
+    if step is not None:
+      return self._restore(target, expect, step)
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    if not steps:
       raise CheckpointError(f"--resume: no checkpoint in {self.directory}.")
+    for i, candidate in enumerate(steps):
+      try:
+        return self._restore(target, expect, candidate)
+      except _Unreadable as err:
+        if i + 1 == len(steps):
+          raise CheckpointError(f"{err} No earlier checkpoint to fall back "
+                                "to.") from None
+        print(f"warning: {err} Falling back to step {steps[i + 1]}.",
+              file=sys.stderr)
+    raise AssertionError("unreachable")
+
+  def _restore(self, target, expect: dict[str, Any], step: int):
+    ocp = self._ocp
     where = self.directory / str(step)
     try:
       meta = self._manager.restore(
           step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as err:  # orbax raises many types for damaged files.
-      raise CheckpointError(
-          f"checkpoint {where} is unreadable ({type(err).__name__}: {err}); "
-          "delete it to fall back to an earlier one.") from None
+      raise _Unreadable(
+          f"checkpoint {where} is unreadable ({type(err).__name__}: "
+          f"{str(err)[:300]}).") from None
     for key, want in expect.items():
       got = meta.get(key)
       if got != want:
@@ -184,14 +204,18 @@ class Checkpointer:
       items = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract)))["state"]
     except Exception as err:
-      raise CheckpointError(
+      raise _Unreadable(
           f"checkpoint {where} is corrupt ({type(err).__name__}: "
-          f"{str(err)[:300]}); delete it to fall back to an earlier one.") from None
+          f"{str(err)[:300]}).") from None
     restored = [items[f"leaf_{i:05d}"] for i in range(len(leaves))]
     return jax.tree.unflatten(treedef, restored), meta
 
   def close(self) -> None:
     self._manager.close()
+
+
+class _Unreadable(CheckpointError):
+  """A checkpoint whose files cannot be read (not a mismatch)."""
 
 
 def _short(x, n=200) -> str:

@@ -54,6 +54,7 @@ from spectral_jax import linalg
 from spectral_jax.training import checkpoint as ckpt_lib
 from spectral_jax.training import data as data_lib
 from spectral_jax.training import sharding as shard_lib
+from spectral_jax import files
 
 __all__ = [
     "OPTIMIZERS",
@@ -141,12 +142,15 @@ class TrainConfig:
         raise ValueError(f"{name} must be a positive int, got "
                          f"{getattr(self, name)!r}.")
     for name in ("steps", "eval_every", "track_every", "ckpt_every",
-                 "warmup_steps", "momentum_warmup_steps"):
+                 "warmup_steps", "momentum_warmup_steps", "seed"):
       if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
         raise ValueError(f"{name} must be an int >= 0, got "
                          f"{getattr(self, name)!r}.")
-    if not 0.0 <= self.cooldown_frac <= 1.0:
-      raise ValueError(f"cooldown_frac must be in [0, 1], got {self.cooldown_frac}.")
+    for name in ("cooldown_frac", "final_lr_frac"):
+      value = getattr(self, name)
+      # A negative final_lr_frac made the cooldown ascend the loss.
+      if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
     for name in ("momentum", "momentum_start"):
       value = getattr(self, name)
       if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
@@ -431,12 +435,6 @@ def _to_json(tree):
 # --------------------------------------------------------------------------
 # Metrics file.
 # --------------------------------------------------------------------------
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-  tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-  tmp.write_text(text)
-  os.replace(tmp, path)
-
-
 def read_metrics(out_dir) -> list[dict]:
   """The rows of ``out_dir/metrics.jsonl``.
 
@@ -525,13 +523,16 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
 
   checkpointer = ckpt_lib.Checkpointer(ckpt_dir) if (
       config.ckpt_every or resume or stop_after is not None) else None
-  expect = {"config": _jsonable(config.fingerprint()), "data": data.name}
+  # The data by content, not by path only: a file rewritten between a kill
+  # and --resume is refused.
+  expect = {"config": _jsonable(config.fingerprint()), "data": data.name,
+            "data_content": data.fingerprint()}
   start, pending = 0, []
   if resume:
     state, meta = checkpointer.restore(state, expect)
     start, pending = int(meta["step"]), list(meta["pending_losses"])
     rows = [r for r in read_metrics(out) if r["step"] < start]
-    _atomic_write(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+    files.atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
 
   def put(a):
     return jax.device_put(a, x_sharding) if x_sharding is not None else a
@@ -540,6 +541,7 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
       config.val_batches, config.batch_size, config.context)]
   tokens_per_step = config.batch_size * config.context
   timing = {"train_s": 0.0, "track_s": 0.0, "eval_s": 0.0, "compile_s": 0.0}
+  timed_steps = 0  # steps in train_s (the first call compiles: not counted)
   steps_since, time_since = 0, 0.0
   last_val = None
   bar = _progress(progress, config.steps, start, config.optimizer)
@@ -594,6 +596,7 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
       first_call = False
     else:
       timing["train_s"] += dt
+      timed_steps += 1
       steps_since += 1
       time_since += dt
     if not math.isfinite(loss):
@@ -616,7 +619,7 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
     checkpointer.close()
 
   rows = read_metrics(out)
-  train_steps = max(config.steps - start - 1, 1)
+  train_steps = timed_steps
   summary = {
       "optimizer": config.optimizer,
       "config": _jsonable(dataclasses.asdict(config)),
@@ -625,9 +628,12 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
       "final_val_loss": last_val,
       "final_train_loss": next((r["train_loss"] for r in reversed(rows)
                                 if "train_loss" in r), None),
-      "tokens_per_s": round(train_steps * tokens_per_step /
-                            max(timing["train_s"], 1e-9), 1),
-      "track_overhead": round(timing["track_s"] / max(timing["train_s"], 1e-9), 4),
+      # None when nothing was trained (e.g. --steps 0): no rate to report.
+      "tokens_per_s": (round(train_steps * tokens_per_step /
+                             timing["train_s"], 1)
+                       if train_steps > 0 and timing["train_s"] > 0 else None),
+      "track_overhead": (round(timing["track_s"] / timing["train_s"], 4)
+                         if timing["train_s"] > 0 else None),
       "timing_s": {k: round(v, 2) for k, v in timing.items()},
       "wall_s": round(time.perf_counter() - t_start, 2),
       "resumed_from": start if resume else None,
@@ -636,7 +642,7 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
   }
   if plots:
     summary["figures"] = write_figures(rows, out, title=config.optimizer)
-  _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+  files.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
   return summary
 
 
@@ -710,10 +716,11 @@ def write_figures(rows, out_dir, title: str = "") -> list[str]:
 
   def save(fig, name):
     path = out_dir / name
-    tmp = out_dir / f".tmp{os.getpid()}_{name}"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+      files.atomic_write(path, lambda f: fig.savefig(
+          f, dpi=110, bbox_inches="tight", format="png"), "wb")
+    finally:
+      plt.close(fig)
     written.append(str(path))
 
   fig, ax = plt.subplots(figsize=(6, 4))
