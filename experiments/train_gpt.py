@@ -98,12 +98,14 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_comparison(config, optimizers, out_dir, *, progress=True,
-                   model_fn=None, data=None) -> dict:
+                   model_fn=None, data=None, resume=False) -> dict:
   """Trains ``config`` once per optimizer into ``out_dir/<opt>``.
 
   Every arm sees the same batches (they depend on (seed, step) only) and the
   same initial parameters (same seed). Writes ``out_dir/val_loss.png`` and
-  ``out_dir/summary.md``.
+  ``out_dir/summary.md``. With ``resume``, arm by arm: a finished arm is
+  kept, an interrupted one continues from its checkpoint (or starts over if
+  it had none), one not yet begun starts.
 
   Returns:
     ``{"summaries": {opt: summary}, "figure": path, "table": markdown}``.
@@ -115,8 +117,10 @@ def run_comparison(config, optimizers, out_dir, *, progress=True,
   summaries, rows = {}, {}
   for opt in optimizers:
     cfg = dataclasses.replace(config, optimizer=opt)
-    summaries[opt] = train_lib.train(cfg, out_dir / opt, progress=progress,
-                                     model_fn=model_fn, data=data)
+    arm = out_dir / opt
+    summaries[opt] = train_lib.train(
+        cfg, arm, progress=progress, model_fn=model_fn, data=data,
+        resume=resume and arm.exists())
     rows[opt] = train_lib.read_metrics(out_dir / opt)
   figure = _plot_val(rows, out_dir / "val_loss.png", config)
   table = _table(summaries)
@@ -178,10 +182,12 @@ def main(args: argparse.Namespace) -> int:
       if bad or not opts:
         raise UsageError(f"--compare {args.compare!r}: allowed optimizers are "
                          f"{', '.join(train_lib.OPTIMIZERS)}.")
-      if args.resume:
-        raise UsageError("--resume cannot be combined with --compare.")
+      if len(set(opts)) != len(opts):
+        raise UsageError(f"--compare {args.compare!r}: name each optimizer "
+                         "once (every arm trains into out/<optimizer>).")
       ckpt_lib.check_writable(args.out)
-      result = run_comparison(config, opts, args.out, progress=progress)
+      result = run_comparison(config, opts, args.out, progress=progress,
+                              resume=args.resume)
       print(result["table"])
       print(f"wrote {pathlib.Path(args.out) / 'summary.md'}")
       return 0

@@ -286,8 +286,13 @@ def test_cli_usage_errors(tmp_path, launcher, case):
      r"--data '/nonexistent/corpus.txt': no such file"),
     (["--compare", "adamw,lion"], r"--compare 'adamw,lion'.*allowed"),
     (["--n-layer", "two"], r"--n-layer: invalid int value: 'two'"),
+    (["--compare", "muon,muon"], r"--compare 'muon,muon': name each optimizer "
+     r"once"),
+    (["--final-lr-frac", "-50"], r"final_lr_frac must be a number in \[0, 1\]"),
+    (["--seed", "-1"], r"seed must be an int >= 0, got -1"),
 ], ids=["negative-steps", "unknown-optimizer", "missing-data-file",
-        "unknown-compare", "non-int"])
+        "unknown-compare", "non-int", "duplicate-compare", "final-lr-frac",
+        "seed"])
 def test_cli_train_gpt_bad_input(tmp_path, args, pattern):
   out = tmp_path / "run"
   proc = _cli(["train-gpt", "--out", str(out), "--no-progress", *args],

@@ -220,3 +220,44 @@ def test_resume_on_changed_data_is_refused(tmp_path, tiny_data):
   T.train(cfg, tmp_path, data=tiny_data, progress=False, resume=True,
           plots=False)
   assert [r["step"] for r in T.read_metrics(tmp_path)] == [0, 1, 2, 3, 4]
+
+
+def test_resume_without_checkpoint_starts_over(tmp_path, tiny_data, capfd):
+  # Issue 18 item 3: a run stopped before its first checkpoint left the
+  # folder stuck ("already holds a run" / "--resume: no checkpoint").
+  cfg = _tiny(steps=3, ckpt_every=0, track_every=0, eval_every=3, log_every=1)
+  T.train(cfg, tmp_path / "fresh", data=tiny_data, progress=False, plots=False)
+  stuck = tmp_path / "stuck"
+  stuck.mkdir()
+  (stuck / "metrics.jsonl").write_text('{"step": 0, "train_loss": 5.0}\n')
+  with pytest.raises(ValueError, match="already holds a run"):
+    T.train(cfg, stuck, data=tiny_data, progress=False, plots=False)
+  T.train(cfg, stuck, data=tiny_data, progress=False, resume=True,
+          plots=False)
+  assert "starting the run over" in capfd.readouterr().err
+  strip = lambda rs: [{k: v for k, v in r.items() if k != "tokens_per_s"}
+                      for r in rs]
+  assert strip(T.read_metrics(stuck)) == strip(T.read_metrics(
+      tmp_path / "fresh"))
+
+
+def test_compare_resumes_arm_by_arm(tmp_path, tiny_data):
+  # Issue 18 item 3: an interrupted --compare could not be resumed. Arm 1
+  # finished, arm 2 stopped after a checkpoint, arm 3 never began.
+  from experiments import train_gpt  # pylint: disable=g-import-not-at-top
+  cfg = _tiny(steps=4, ckpt_every=2, track_every=0, eval_every=2, log_every=1)
+  opts = ["adamw", "muon", "specgd"]
+  fresh = train_gpt.run_comparison(cfg, opts, tmp_path / "fresh",
+                                   progress=False, data=tiny_data)
+  part = tmp_path / "part"
+  T.train(dataclasses.replace(cfg, optimizer="adamw"), part / "adamw",
+          data=tiny_data, progress=False, plots=False)
+  T.train(dataclasses.replace(cfg, optimizer="muon"), part / "muon",
+          data=tiny_data, progress=False, plots=False, stop_after=2)
+  resumed = train_gpt.run_comparison(cfg, opts, part, progress=False,
+                                     data=tiny_data, resume=True)
+  strip = lambda rs: [{k: v for k, v in r.items() if k != "tokens_per_s"}
+                      for r in rs]
+  for opt in opts:
+    assert strip(resumed["metrics"][opt]) == strip(fresh["metrics"][opt]), opt
+  assert (part / "summary.md").exists()

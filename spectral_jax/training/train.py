@@ -39,6 +39,7 @@ import json
 import math
 import os
 import pathlib
+import sys
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -528,6 +529,22 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
   expect = {"config": _jsonable(config.fingerprint()), "data": data.name,
             "data_content": data.fingerprint()}
   start, pending = 0, []
+  if resume and checkpointer.latest_step() is None and (
+      out / "summary.json").exists():
+    # Finished without checkpoints (--ckpt-every 0): nothing left to do.
+    print(f"--resume: the run in {out} has finished; nothing to do.",
+          file=sys.stderr)
+    checkpointer.close()
+    return json.loads((out / "summary.json").read_text())
+  if resume and checkpointer.latest_step() is None:
+    # Interrupted before its first checkpoint (or stopped by a NaN or a full
+    # disk with --ckpt-every 0): nothing to continue, so start it over here
+    # rather than leave the folder stuck between "already holds a run" and
+    # "no checkpoint".
+    print(f"--resume: no checkpoint in {ckpt_dir}; starting the run over.",
+          file=sys.stderr)
+    resume = False
+    files.atomic_write_text(metrics_path, "")
   if resume:
     state, meta = checkpointer.restore(state, expect)
     start, pending = int(meta["step"]), list(meta["pending_losses"])
