@@ -65,6 +65,14 @@ def main(argv=None) -> int:
   except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     return 130
+  except OSError as err:
+    # A full disk or a vanished folder mid-run: one line, not a traceback.
+    # Writes are atomic, so what was written before stays whole.
+    where = f" ({err.filename})" if err.filename else ""
+    print(f"spectral-jax {args.command}: error: {err.strerror or err}{where};"
+          " free the space or fix the folder, then rerun (train-gpt: with "
+          "--resume; reproduce: the same command continues).", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

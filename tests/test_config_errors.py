@@ -302,3 +302,24 @@ def test_cli_train_gpt_bad_input(tmp_path, args, pattern):
   # Nothing half-written: at most the (empty) folder and its lock file.
   leftovers = sorted(p.name for p in out.iterdir()) if out.exists() else []
   assert set(leftovers) <= {".lock"}, leftovers
+
+
+def test_full_disk_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+  # Issue 18 item 6: a full disk while writing gave a raw OSError traceback.
+  import errno  # pylint: disable=g-import-not-at-top
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  from spectral_jax import files  # pylint: disable=g-import-not-at-top
+
+  def full(path, write, mode="w"):
+    del write, mode
+    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+  monkeypatch.setattr(files, "atomic_write", full)
+  rc = cli.main(["reproduce", "--only", "lambda_toy", "--out",
+                 str(tmp_path / "out")])
+  err = capsys.readouterr().err
+  errors = [l for l in err.splitlines() if "error:" in l]  # (after the bars)
+  assert rc == 1 and "Traceback" not in err
+  assert len(errors) == 1 and "No space left on device" in errors[0], errors
+  assert errors[0].startswith("spectral-jax reproduce: error:")
+  assert "rerun" in errors[0]

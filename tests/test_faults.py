@@ -310,3 +310,52 @@ def test_two_reproduce_runs_on_one_folder(tmp_path):
   assert sorted(codes) == [0, 2], (codes, [e[-500:] for e in errs])
   loser = errs[codes.index(2)].strip().splitlines()
   assert len(loser) == 1 and "in use" in loser[0]
+
+
+def _sigint_after_first_row(tmp_path, rng, tries: int):
+  """Ctrl-C 0.3-1.0 s after the step-0 metrics row, ``tries`` times: every
+  run exits 130 with no traceback and no crash (it was a segfault in 5 of 10
+  tries), having checkpointed, and --resume then finishes the run with the
+  metrics of an uninterrupted one."""
+  ref = tmp_path / "ref"
+  cfg = dict(ckpt_every=0, steps=200, eval_every=50)  # only the interrupt
+  interrupted = 0                                      # checkpoints
+  subprocess.run(_train_cmd(ref, **cfg), cwd=_REPO, env=_env(), check=True,
+                 timeout=600, capture_output=True)
+  for i in range(tries):
+    run = tmp_path / f"run{i}"
+    proc = subprocess.Popen(_train_cmd(run, **cfg), cwd=_REPO, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+      if (run / "metrics.jsonl").exists() and (
+          run / "metrics.jsonl").read_text().count("\n") >= 1:
+        break
+      time.sleep(0.05)
+    time.sleep(float(rng.uniform(0.3, 1.0)))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    if proc.returncode == 0:  # finished before the signal: nothing to test
+      continue
+    assert proc.returncode == 130, (i, proc.returncode, err[-3000:])
+    interrupted += 1
+    assert "Traceback" not in err and "Fatal" not in err, err[-3000:]
+    resumed = subprocess.run(_train_cmd(run, resume=True, **cfg), cwd=_REPO,
+                             env=_env(), timeout=600, capture_output=True,
+                             text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _rows(run / "metrics.jsonl") == _rows(ref / "metrics.jsonl")
+  assert interrupted == tries, f"{tries - interrupted} runs ended first"
+
+
+@pytest.mark.heavy
+def test_sigint_stops_cleanly_and_resumes(tmp_path, rng):
+  _sigint_after_first_row(tmp_path, rng, tries=1)
+
+
+@pytest.mark.slow
+def test_sigint_stops_cleanly_ten_times(tmp_path, rng):
+  # At the 50 % failure rate seen before the fix, 10 tries all pass with
+  # probability 0.1 %.
+  _sigint_after_first_row(tmp_path, rng, tries=10)

@@ -261,3 +261,13 @@ def test_compare_resumes_arm_by_arm(tmp_path, tiny_data):
   for opt in opts:
     assert strip(resumed["metrics"][opt]) == strip(fresh["metrics"][opt]), opt
   assert (part / "summary.md").exists()
+
+
+def test_garbage_metrics_line_names_the_file_and_line(tmp_path):
+  # Issue 18 item 6: "Expecting property name" without the file's name.
+  (tmp_path / "metrics.jsonl").write_text(
+      '{"step": 0}\n{garbage\n{"step": 2}\n{"step": 3, "cut')
+  with pytest.raises(ValueError, match=r"metrics\.jsonl, line 2: not a JSON"):
+    T.read_metrics(tmp_path)
+  (tmp_path / "metrics.jsonl").write_text('{"step": 0}\n{"step": 1, "cu')
+  assert T.read_metrics(tmp_path) == [{"step": 0}]  # a cut last line: dropped
