@@ -147,6 +147,20 @@ def _ns_plan(ns_coeffs, ns_steps) -> _NSPlan:
   return _NSPlan(linalg.Schedule("custom", tuple(map(tuple, rows))), state)
 
 
+def _inner(a, b, axis=None):
+  """Re⟨a, b⟩ accumulated in at least float32 (a float16 sum of 1e3-sized
+  products overflows where the result itself fits)."""
+  w = jnp.promote_types(b.dtype, jnp.float32)
+  return jnp.real(jnp.sum(jnp.conj(a).astype(w) * b.astype(w), axis=axis,
+                          keepdims=axis is not None))
+
+
+def _scale_by_dual_norm(m, u):
+  """``⟨m, u⟩ u`` over the whole leaf (optax's adaptive Muon)."""
+  return (_inner(m, u) * u.astype(jnp.promote_types(u.dtype, jnp.float32))
+          ).astype(u.dtype)
+
+
 def _nan_if_nonfinite(fn):
   """Wrap ``fn`` so a slice with a non-finite entry maps to an all-NaN slice.
 
@@ -337,8 +351,9 @@ def scale_by_specgd(
 
   def fn(g):
     p = polar_fn(g)
-    nuclear = jnp.real(jnp.sum(jnp.conj(g) * p, axis=(-2, -1), keepdims=True))
-    return (nuclear * inv_l).astype(p.real.dtype) * p
+    nuclear = _inner(g, p, axis=(-2, -1))
+    w = jnp.promote_types(p.dtype, jnp.float32)
+    return (nuclear * inv_l * p.astype(w)).astype(p.dtype)
 
   def update_fn(updates, state, params=None):
     del params
@@ -448,7 +463,7 @@ def scale_by_muon(
       mu_hat = optax.tree.bias_correction(mu, beta, count_inc)
     new = labels.map_matrices(orthogonalize, mu_hat, dims, group=group_equal_shapes)
     if adaptive:
-      new = jax.tree.map(lambda m, u: jnp.sum(jnp.conj(m) * u) * u, mu_hat, new)
+      new = jax.tree.map(_scale_by_dual_norm, mu_hat, new)
     return new, MuonState(count=count_inc, mu=optax.tree.cast(mu, mu_dtype),
                           ns_coeffs=state.ns_coeffs)
 

@@ -585,3 +585,34 @@ def test_float32_extremes_of_scale(rng, method, scale):
                              np.sum(s**2) / s[0]**2, rtol=1e-5)
   np.testing.assert_allclose(float(linalg.nuclear_rank(x)),
                              np.sum(s)**2 / np.sum(s**2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (3, 6), (4, 4)])
+@pytest.mark.parametrize("method", ["svd", "eigh", "qdwh"])
+@pytest.mark.parametrize("complex_", [False, True])
+def test_polar_derivative_matches_finite_differences(rng, shape, method,
+                                                     complex_):
+  # float64 central differences (step 1e-6: error ~1e-10 for these sizes).
+  if complex_ and method != "svd":
+    pytest.skip("complex inputs: the svd route (eigh and qdwh are real here)")
+  draw = lambda: rng.standard_normal(shape) + (
+      1j * rng.standard_normal(shape) if complex_ else 0)
+  x, dx = jnp.asarray(draw()), jnp.asarray(draw())
+  _, tangent = jax.jvp(lambda y: linalg.polar(y, method), (x,), (dx,))
+  h = 1e-6
+  fd = (linalg.polar(x + h * dx, method) - linalg.polar(x - h * dx, method))
+  np.testing.assert_allclose(np.asarray(tangent), np.asarray(fd) / (2 * h),
+                             atol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["svd", "eigh", "qdwh"])
+def test_polar_derivative_is_finite_at_repeated_singular_values(rng, method):
+  # Issue 18 item 7: grad through the SVD was NaN at the identity. At X = I,
+  # dP = (dX - dXᵀ)/2: the skew part.
+  dx = rng.standard_normal((4, 4))
+  _, tangent = jax.jvp(lambda y: linalg.polar(y, method),
+                       (jnp.eye(4, dtype=jnp.float64),), (jnp.asarray(dx),))
+  np.testing.assert_allclose(np.asarray(tangent), (dx - dx.T) / 2, atol=1e-12)
+  grad = jax.grad(lambda y: jnp.sum(linalg.polar(y, method) ** 3))(
+      jnp.eye(4, dtype=jnp.float64) * 2.0)
+  assert np.all(np.isfinite(np.asarray(grad)))

@@ -332,3 +332,24 @@ def test_nonfinite_stays_in_its_matrix(rng, method):
 def test_bad_input_raises_value_error(build, name):
   with pytest.raises(ValueError, match=name):
     build()
+
+
+def test_float16_norms_accumulate_in_float32(rng):
+  # Issue 18 item 7: float16 specgd / muon(adaptive=True) overflowed to inf
+  # where the float32 result fits in float16. Here ‖G‖_* ≈ 1.1e5 > 65504
+  # (float16's max) while every entry of the update stays below ~5e4.
+  # (beta=0: optax's bias-corrected Nesterov term weighs g by 1/(1-β) = 20,
+  # which overflows float16 gradients of this size in optax too.)
+  g = np.asarray(rng.standard_normal((64, 64)) * 250, np.float16)
+  for tx in (spectral_jax.scale_by_muon(adaptive=True, beta=0.0),
+             spectral_jax.scale_by_specgd()):
+    g32 = jnp.asarray(g, jnp.float32)
+    u32, _ = tx.update({"w": g32}, tx.init({"w": g32}))
+    assert float(jnp.sum(jnp.linalg.svd(g32, compute_uv=False))) > 65504
+    assert float(jnp.max(jnp.abs(u32["w"]))) < 65504
+    u16, _ = tx.update({"w": jnp.asarray(g)}, tx.init({"w": jnp.asarray(g)}))
+    assert u16["w"].dtype == jnp.float16
+    # float16 through five Newton–Schulz steps: ~1e-2 relative.
+    err = float(jnp.linalg.norm(u16["w"].astype(jnp.float32) - u32["w"])
+                / jnp.linalg.norm(u32["w"]))
+    assert err <= 3e-2, err

@@ -151,7 +151,11 @@ def polar(x: jax.Array, method: str = "svd", *, rtol: float | None = None,
     return x
   if method == "auto":
     method = _auto_method(x)
-  rtol = _default_rtol(x) if rtol is None else rtol
+  rtol = _default_rtol(x) if rtol is None else float(rtol)
+  return _polar_exact(x, method, rtol)
+
+
+def _polar_exact_value(x, method, rtol):
   y = unit_scale(x.astype(exact_dtype(x.dtype)))
   if method == "svd":
     out = _polar_svd(y, rtol)
@@ -160,3 +164,47 @@ def polar(x: jax.Array, method: str = "svd", *, rtol: float | None = None,
   else:
     out = _polar_qdwh(y)
   return out.astype(x.dtype)
+
+
+_polar_exact = jax.custom_jvp(_polar_exact_value, nondiff_argnums=(1, 2))
+
+
+@_polar_exact.defjvp
+def _polar_exact_jvp(method, rtol, primals, tangents):
+  r"""The derivative of ``polar``, finite at repeated singular values.
+
+  Differentiating through an SVD divides by σ_i² − σ_j² and is NaN at
+  repeated singular values (e.g. the identity), where the polar factor is
+  smooth. For a tall X = U Σ Vᴴ (a wide one is transposed), with
+  A = Uᴴ dX V:
+
+  .. math::
+    dP = U \frac{A - A^H}{\sigma_i + \sigma_j} V^H
+       + (I - U U^H)\, dX\, V \Sigma^{-1} V^H
+
+  (Higham, *Functions of Matrices*, 2008, §8.1). Only singular values above
+  the cut-off ``rtol · σ_1`` take part: at a rank-deficient X this is the
+  derivative of U_k V_kᴴ with the null directions held fixed (the polar
+  factor is not differentiable there).
+  """
+  (x,), (dx,) = primals, tangents
+  p = _polar_exact(x, method, rtol)
+  work = exact_dtype(x.dtype)
+  xw, dxw = x.astype(work), dx.astype(work)
+  wide = x.shape[-2] < x.shape[-1]
+  if wide:
+    xw, dxw = mH(xw), mH(dxw)
+  u, s, vh = jnp.linalg.svd(xw, full_matrices=False)
+  keep = s > rtol * s[..., :1]
+  u = u * keep[..., None, :].astype(u.dtype)
+  v = mH(vh) * keep[..., None, :].astype(vh.dtype)
+  a = mH(u) @ dxw @ v
+  both = keep[..., :, None] & keep[..., None, :]
+  den = s[..., :, None] + s[..., None, :]
+  k = jnp.where(both, (a - mH(a)) / jnp.where(both, den, 1), 0)
+  inv_s = jnp.where(keep, 1 / jnp.where(keep, s, 1), 0)
+  resid = dxw - u @ (mH(u) @ dxw)
+  dp = u @ k @ mH(v) + ((resid @ v) * inv_s[..., None, :]) @ mH(v)
+  if wide:
+    dp = mH(dp)
+  return p, dp.astype(x.dtype)
