@@ -62,6 +62,9 @@ def muon(
     polar_method: str = "newton_schulz",
     compute_dtype: Any = None,
     group_equal_shapes: bool = True,
+    momentum_style: str = "optax",
+    adjust_lr: str | None = None,
+    weight_layout: str = "flax",
 ) -> optax.GradientTransformation:
   r"""Muon: momentum orthogonalised by Newton–Schulz (or an exact polar).
 
@@ -101,6 +104,19 @@ def muon(
       ``'eigh'``, ``'qdwh'``.
     compute_dtype: dtype of the orthogonalisation (e.g. ``jnp.bfloat16``).
     group_equal_shapes: one batched orthogonalisation per matrix shape.
+    momentum_style: ``'optax'`` (bias-corrected momentum, optax.contrib's)
+      or ``'torch'`` (torch.optim.Muon / KellerJordan: none).
+    adjust_lr: torch.optim.Muon's ``adjust_lr_fn``: ``'original'``,
+      ``'match_rms_adamw'`` or ``'spectral_unclamped'`` (see
+      :func:`spectral_jax.scale_by_shape`); ``None`` keeps optax's rule.
+    weight_layout: how a 2-D matrix leaf is laid out when
+      ``muon_weight_dimension_numbers`` is ``None``: ``'flax'``
+      (fan_in × fan_out, optax's default) or ``'torch'`` (out × in, a
+      ``torch.nn.Linear`` weight). Only the shape scaling depends on it.
+
+  With ``momentum_style='torch', adjust_lr='original', eps=1e-7,
+  weight_layout='torch'`` the matrix leaves follow torch.optim.Muon's update
+  (README: the argument table).
 
   Returns:
     An ``optax.GradientTransformation`` (an ``optax.partition`` with labels
@@ -122,6 +138,15 @@ def muon(
   checks.check_range("adam_b2", adam_b2, 0.0, 1.0, hi_open=True,
                           what="in [0, 1)")
   checks.check_mu_dtype(mu_dtype)
+  checks.check_choice("weight_layout", weight_layout, ("flax", "torch"))
+  if weight_layout == "torch":
+    if muon_weight_dimension_numbers is not None:
+      raise ValueError(
+          "weight_layout='torch' sets the dimension numbers of 2-D leaves; "
+          "pass it or muon_weight_dimension_numbers, not both.")
+    # out × in: the reduction (fan_in) axis is the last one.
+    muon_weight_dimension_numbers = lambda params: jax.tree.map(
+        lambda x: MuonDimensionNumbers(1, 0) if x.ndim == 2 else None, params)
   for name, value in (("weight_decay", weight_decay),
                       ("adam_weight_decay", adam_weight_decay),
                       ("adam_eps_root", adam_eps_root)):
@@ -144,10 +169,12 @@ def muon(
                   polar_method=polar_method,
                   compute_dtype=compute_dtype,
                   group_equal_shapes=group_equal_shapes,
+                  momentum_style=momentum_style,
               ),
               transforms.scale_by_shape(
                   weight_dimension_numbers=dims_fn,
                   consistent_rms=consistent_rms,
+                  adjust_lr=adjust_lr,
               ),
               optax.add_decayed_weights(weight_decay, weight_decay_mask),
               optax.scale_by_learning_rate(learning_rate),

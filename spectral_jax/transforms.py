@@ -39,6 +39,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -72,6 +73,15 @@ _PRECONDITIONING_NORMS = {"frobenius": "frobenius", "spectral": "spectral",
                           "schatten4": "schatten4", "schatten8": "schatten8"}
 PRECONDITIONINGS = tuple(_PRECONDITIONING_NORMS)
 MUON_POLAR_METHODS = ("newton_schulz", "svd", "eigh", "qdwh")
+MOMENTUM_STYLES = ("optax", "torch")
+# torch.optim.Muon's adjust_lr_fn presets, as factors of (fan_in, fan_out)
+# (torch's A×B weight is out×in: A = fan_out, B = fan_in).
+ADJUST_LR = {
+    "original": lambda fan_in, fan_out: math.sqrt(max(1.0, fan_out / fan_in)),
+    "match_rms_adamw": lambda fan_in, fan_out: 0.2 * math.sqrt(
+        max(fan_in, fan_out)),
+    "spectral_unclamped": lambda fan_in, fan_out: math.sqrt(fan_out / fan_in),
+}
 EXACT_POLAR_METHODS = ("svd", "eigh", "qdwh")
 # optax.contrib.muon's presets keep optax's ns_steps semantics: a single row
 # repeats ns_steps times; a (k, 3) table runs its k rows, needing k <= ns_steps.
@@ -383,6 +393,7 @@ def scale_by_muon(
     polar_method: str = "newton_schulz",
     compute_dtype=None,
     group_equal_shapes: bool = True,
+    momentum_style: str = "optax",
 ) -> optax.GradientTransformation:
   r"""Muon's direction: momentum, then an (approximate) polar factor.
 
@@ -393,6 +404,9 @@ def scale_by_muon(
     u_t = \operatorname{polar}(\hat m_t)
 
   with optax's bias correction; without Nesterov ``m̂ = m_t/(1-β^t)``.
+  ``momentum_style="torch"`` drops the bias correction, as torch.optim.Muon
+  and KellerJordan's Muon do: ``m̂ = (1-β) g_t + β m_t`` (Nesterov) or
+  ``m̂ = m_t``.
   ``adaptive`` multiplies by ``⟨m̂, u⟩`` (the dual norm, summed over the whole
   leaf as optax does). Given optax's arguments it returns
   ``optax.contrib.scale_by_muon``'s updates to float rounding, with one
@@ -421,6 +435,8 @@ def scale_by_muon(
       momentum stays in ``mu_dtype``.
     group_equal_shapes: orthogonalise leaves of equal matrix shape in one
       batched call (same result; fewer, larger kernels).
+    momentum_style: ``'optax'`` (bias-corrected, optax.contrib's) or
+      ``'torch'`` (no bias correction: torch.optim.Muon, KellerJordan's).
 
   Returns:
     An ``optax.GradientTransformation`` with state :class:`MuonState`.
@@ -436,6 +452,7 @@ def scale_by_muon(
   cdtype = checks.check_compute_dtype(compute_dtype, polar_method)
   plan = _ns_plan(ns_coeffs, ns_steps)
   mu_dtype = checks.check_mu_dtype(mu_dtype)
+  checks.check_choice("momentum_style", momentum_style, MOMENTUM_STYLES)
   orthogonalize = _orthogonalizer(
       plan, polar_method=polar_method, preconditioning=preconditioning,
       eps=eps, compute_dtype=cdtype)
@@ -452,7 +469,10 @@ def scale_by_muon(
     dims = labels.resolve_dimension_numbers(weight_dimension_numbers, updates)
     mu = optax.tree.update_moment(updates, state.mu, beta, 1)
     count_inc = optax.safe_increment(state.count)
-    if nesterov:
+    if momentum_style == "torch":
+      mu_hat = mu if not nesterov else jax.tree.map(
+          lambda m, g: beta * m + (1 - beta) * g, mu, updates)
+    elif nesterov:
       mu_hat = jax.tree.map(
           lambda m, g: beta * m + (1 - beta) * g,
           optax.tree.bias_correction(
@@ -473,6 +493,7 @@ def scale_by_muon(
 def scale_by_shape(
     weight_dimension_numbers: WeightDimNumOrFn | None = None,
     consistent_rms: float | None = None,
+    adjust_lr: str | None = None,
 ) -> optax.GradientTransformation:
   r"""Scale each matrix update by a factor of its shape (optax's semantics).
 
@@ -481,19 +502,34 @@ def scale_by_shape(
     \quad\text{or, with consistent\_rms}=\rho,\quad
     u \mapsto \rho\sqrt{\max(\text{fan\_in}, \text{fan\_out})}\; u
 
+  or one of torch.optim.Muon's ``adjust_lr_fn`` rules by name.
+
   Args:
     weight_dimension_numbers: as in :func:`scale_by_muon`.
     consistent_rms: ``None`` (width scaling, KellerJordan/Muon) or ``ρ >= 0``
       (arXiv:2502.16982 recommends 0.2 to match AdamW's update RMS).
+    adjust_lr: ``None`` (the rules above) or torch.optim.Muon's preset:
+      ``'original'`` (``√max(1, fan_out/fan_in)``, = the width scaling),
+      ``'match_rms_adamw'`` (``0.2·√max(fan_in, fan_out)``, = ``ρ = 0.2``)
+      or ``'spectral_unclamped'`` (``√(fan_out/fan_in)``). Not together with
+      ``consistent_rms``.
 
   Returns:
     A stateless ``optax.GradientTransformation``.
   """
   checks.check_range("consistent_rms", consistent_rms, 0.0,
-               what="a finite number >= 0, or None")
+                     what="a finite number >= 0, or None")
+  if adjust_lr is not None:
+    checks.check_choice("adjust_lr", adjust_lr, tuple(ADJUST_LR))
+    if consistent_rms is not None:
+      raise ValueError(
+          f"adjust_lr={adjust_lr!r} and consistent_rms={consistent_rms!r} "
+          "both set the shape scaling; pass one of them.")
 
   def scale(x, d, path):
     _, fan_in, fan_out = labels.matrix_shape(x.shape, d, labels.path_name(path))
+    if adjust_lr is not None:
+      return ADJUST_LR[adjust_lr](max(fan_in, 1), fan_out) * x
     if consistent_rms is None:
       # fan_in = 0: a zero-size leaf; any finite factor gives the empty update.
       return jnp.sqrt(max(1.0, fan_out / max(fan_in, 1))) * x
