@@ -7,8 +7,9 @@ Experiment-module contract (one file per experiment, thin over the library):
   TITLE: str
       Section heading in report.md.
   Config: frozen dataclass
-      Defaults = the quick CPU size (all experiments together must finish in
-      ≤ 15 min on 2 CPU cores); ``Config.full()`` (classmethod) = paper size.
+      Defaults = the quick CPU size (all experiments together take about
+      16 min on 2 idle CPU cores); ``Config.full()`` (classmethod) = paper
+      size.
       Holds a ``seed``.
   run(config, out_dir) -> dict
       Writes ``out_dir/metrics.jsonl`` (raw per-step series, via

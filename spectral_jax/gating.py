@@ -91,8 +91,9 @@ def gated_spectral(
     leading shape at matrix leaves, ``None`` elsewhere); state
     :class:`GatedSpectralState`. Follow with ``optax.scale_by_learning_rate``.
   """
-  checks.check_range("margin", margin, 0.0, lo_open=True,
-                     what="a finite number > 0")
+  value = checks.concrete(margin)  # None when traced (inject_hyperparams)
+  if value is not None and not (np.isfinite(value) and value > 0):
+    raise ValueError(f"margin must be a finite number > 0, got {margin!r}.")
   for name, tx in (("spectral", spectral), ("euclidean", euclidean)):
     if tx is not None and not isinstance(tx, optax.GradientTransformation):
       raise ValueError(f"{name}={tx!r} is not allowed; {name} must be an "

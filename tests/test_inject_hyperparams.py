@@ -79,6 +79,6 @@ def test_injected_values_are_checked_where_they_are_concrete():
       (sj.muon, dict(learning_rate=1e-2, eps=-1.0), r"eps=.*>= 0"),
       (sj.muon, dict(learning_rate=1e-2, ns_steps=0), r"ns_steps=.*>= 1"),
       (sj.specgd, dict(learning_rate=0.1, lipschitz=-1.0), r"lipschitz="),
-      (gating.gated_spectral, dict(margin=-1.0), r"margin=.*> 0")):
+      (gating.gated_spectral, dict(margin=-1.0), r"margin .*> 0")):
     with pytest.raises(ValueError, match=match):
       optax.inject_hyperparams(factory)(**kwargs).init(params)
