@@ -87,23 +87,24 @@ def check_ns_steps(ns_steps, allow_traced: bool = False) -> int | None:
   return steps
 
 
-def check_compute_dtype(compute_dtype, method: str,
-                        exact_methods=("svd", "eigh", "qdwh")):
+def check_compute_dtype(compute_dtype, exact_method: str | None = None):
+  """The canonical ``compute_dtype`` (``None`` stays ``None``).
+
+  ``exact_method``: the exact polar method it is for (they need float32 or
+  wider), or ``None``.
+  """
   if compute_dtype is None:
     return None
   try:
     dtype = jnp.dtype(compute_dtype)
   except TypeError:
     dtype = None
-  if dtype is None:
+  if dtype is None or not jnp.issubdtype(dtype, jnp.inexact):
     raise ValueError(f"compute_dtype={compute_dtype!r} is not allowed; use a "
                      "floating or complex dtype (e.g. jnp.bfloat16) or None.")
-  if not jnp.issubdtype(dtype, jnp.inexact):
-    raise ValueError(f"compute_dtype={compute_dtype!r} is not allowed; use a "
-                     "floating or complex dtype or None.")
-  if method in exact_methods and dtype.itemsize < 4 and not (
+  if exact_method is not None and dtype.itemsize < 4 and not (
       jnp.issubdtype(dtype, jnp.complexfloating)):
     raise ValueError(
         f"compute_dtype={compute_dtype!r} is not allowed with method="
-        f"{method!r}: exact polar factors need float32 or wider.")
+        f"{exact_method!r}: exact polar factors need float32 or wider.")
   return dtype

@@ -39,7 +39,6 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -74,14 +73,9 @@ _PRECONDITIONING_NORMS = {"frobenius": "frobenius", "spectral": "spectral",
 PRECONDITIONINGS = tuple(_PRECONDITIONING_NORMS)
 MUON_POLAR_METHODS = ("newton_schulz", "svd", "eigh", "qdwh")
 MOMENTUM_STYLES = ("optax", "torch")
-# torch.optim.Muon's adjust_lr_fn presets, as factors of (fan_in, fan_out)
-# (torch's A×B weight is out×in: A = fan_out, B = fan_in).
-ADJUST_LR = {
-    "original": lambda fan_in, fan_out: math.sqrt(max(1.0, fan_out / fan_in)),
-    "match_rms_adamw": lambda fan_in, fan_out: 0.2 * math.sqrt(
-        max(fan_in, fan_out)),
-    "spectral_unclamped": lambda fan_in, fan_out: math.sqrt(fan_out / fan_in),
-}
+# torch.optim.Muon's adjust_lr_fn presets (scale_by_shape maps them onto its
+# rules; torch's A×B weight is out×in: A = fan_out, B = fan_in).
+ADJUST_LR = ("original", "match_rms_adamw", "spectral_unclamped")
 EXACT_POLAR_METHODS = ("svd", "eigh", "qdwh")
 # optax.contrib.muon's presets keep optax's ns_steps semantics: a single row
 # repeats ns_steps times; a (k, 3) table runs its k rows, needing k <= ns_steps.
@@ -90,9 +84,6 @@ _OPTAX_PRESETS = {
     "standard": _DEFAULT_NS_COEFFS,
     "dion": linalg.SCHEDULES["dion"].coeffs,
 }
-
-_is_dim_nums = lambda x: isinstance(x, MuonDimensionNumbers)
-
 
 class _NSPlan(NamedTuple):
   """A resolved Newton–Schulz schedule: static rows and the normaliser."""
@@ -240,7 +231,7 @@ def orthogonalize_via_newton_schulz(
     Array of ``x``'s shape and dtype.
   """
   checks.check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
-  if x.ndim != 2 and not _is_dim_nums(dimension_numbers):
+  if x.ndim != 2 and not isinstance(dimension_numbers, MuonDimensionNumbers):
     raise ValueError(
         "Input must have shape (m, n) or dimension_numbers must be given; got "
         f"shape={x.shape} and dimension_numbers={dimension_numbers!r}.")
@@ -268,7 +259,8 @@ def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
   # traced count runs in a loop (linalg.newton_schulz supports it).
   checks.check_ns_steps(ns_steps, allow_traced=True)
   checks.check_range("eps", eps, 0.0, what="a finite number >= 0, or None")
-  cdtype = checks.check_compute_dtype(compute_dtype, method)
+  cdtype = checks.check_compute_dtype(
+      compute_dtype, method if method in EXACT_POLAR_METHODS else None)
   if method != "newton_schulz":
     return _orthogonalizer(None, polar_method=method, compute_dtype=cdtype)
   try:
@@ -449,7 +441,9 @@ def scale_by_muon(
         f"'newton_schulz' only, got polar_method={polar_method!r}.")
   checks.check_range("beta", beta, 0.0, 1.0, hi_open=True, what="in [0, 1)")
   checks.check_range("eps", eps, 0.0, what="a finite number >= 0")
-  cdtype = checks.check_compute_dtype(compute_dtype, polar_method)
+  cdtype = checks.check_compute_dtype(
+      compute_dtype,
+      polar_method if polar_method in EXACT_POLAR_METHODS else None)
   plan = _ns_plan(ns_coeffs, ns_steps)
   mu_dtype = checks.check_mu_dtype(mu_dtype)
   checks.check_choice("momentum_style", momentum_style, MOMENTUM_STYLES)
@@ -469,18 +463,14 @@ def scale_by_muon(
     dims = labels.resolve_dimension_numbers(weight_dimension_numbers, updates)
     mu = optax.tree.update_moment(updates, state.mu, beta, 1)
     count_inc = optax.safe_increment(state.count)
-    if momentum_style == "torch":
-      mu_hat = mu if not nesterov else jax.tree.map(
-          lambda m, g: beta * m + (1 - beta) * g, mu, updates)
-    elif nesterov:
-      mu_hat = jax.tree.map(
-          lambda m, g: beta * m + (1 - beta) * g,
-          optax.tree.bias_correction(
-              mu, beta, optax.safe_increment(count_inc)),
-          optax.tree.bias_correction(updates, beta, count_inc),
-      )
-    else:
-      mu_hat = optax.tree.bias_correction(mu, beta, count_inc)
+    if momentum_style == "torch":  # no bias correction
+      m, g = mu, updates
+    else:  # optax: Nesterov's look-ahead momentum is corrected one step on
+      m = optax.tree.bias_correction(
+          mu, beta, optax.safe_increment(count_inc) if nesterov else count_inc)
+      g = optax.tree.bias_correction(updates, beta, count_inc)
+    mu_hat = jax.tree.map(lambda m, g: beta * m + (1 - beta) * g, m, g) if (
+        nesterov) else m
     new = labels.map_matrices(orthogonalize, mu_hat, dims, group=group_equal_shapes)
     if adaptive:
       new = jax.tree.map(_scale_by_dual_norm, mu_hat, new)
@@ -520,16 +510,18 @@ def scale_by_shape(
   checks.check_range("consistent_rms", consistent_rms, 0.0,
                      what="a finite number >= 0, or None")
   if adjust_lr is not None:
-    checks.check_choice("adjust_lr", adjust_lr, tuple(ADJUST_LR))
+    checks.check_choice("adjust_lr", adjust_lr, ADJUST_LR)
     if consistent_rms is not None:
       raise ValueError(
           f"adjust_lr={adjust_lr!r} and consistent_rms={consistent_rms!r} "
           "both set the shape scaling; pass one of them.")
+    if adjust_lr == "match_rms_adamw":
+      consistent_rms = 0.2
 
   def scale(x, d, path):
     _, fan_in, fan_out = labels.matrix_shape(x.shape, d, labels.path_name(path))
-    if adjust_lr is not None:
-      return ADJUST_LR[adjust_lr](max(fan_in, 1), fan_out) * x
+    if adjust_lr == "spectral_unclamped":
+      return jnp.sqrt(fan_out / max(fan_in, 1)) * x
     if consistent_rms is None:
       # fan_in = 0: a zero-size leaf; any finite factor gives the empty update.
       return jnp.sqrt(max(1.0, fan_out / max(fan_in, 1))) * x

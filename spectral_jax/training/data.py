@@ -296,8 +296,8 @@ def token_shards(directory, val_fraction: float = 0.05,
   train = [read_shard(f) for f in train_files]
   val = [read_shard(f) for f in val_files]
   for path, tokens in zip(train_files + val_files, train + val):
-    # One pass over each memory-mapped shard (~0.1 s per 1e8 tokens): an id
-    # past the embedding table trained into NaN losses at step 0.
+    # One pass over each memory-mapped shard: an id past the embedding
+    # table trained into NaN losses at step 0.
     top = int(tokens.max()) if len(tokens) else -1
     if top >= vocab_size:
       raise ValueError(
