@@ -62,9 +62,14 @@ def test_injected_equals_plain(rng, name):
       ref = ref[key.key]
     scale = float(jnp.max(jnp.abs(ref))) or 1.0
     # Traced ns_steps run the direct form in a loop; static ones may take
-    # the Gram form: equal up to float32 rounding.
+    # the Gram form: the same iteration, reordered. Rounding differences are
+    # amplified by at most p'(0)^5 = 3.4445^5 over five steps (as in
+    # test_transforms.test_grouped_equals_per_leaf): 5.8e-5 relative in
+    # float32. Measured (scale_by_polar): 4.6e-6 worst over 200 seeds; one
+    # CI draw exceeded the 1e-5 first used here (1.3e-5 absolute).
+    tol = 3.4445**5 * float(jnp.finfo(jnp.float32).eps)
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref),
-                               atol=1e-5 * scale, rtol=0,
+                               atol=tol * scale, rtol=0,
                                err_msg=f"{name} {path}")
 
 
