@@ -1,7 +1,7 @@
 """``spectral-jax reproduce``: run the papers' experiments and write a report.
 
     spectral-jax reproduce [--quick | --full] [--only NAME ...] [--force]
-                           [--cifar10 DIR] --out DIR
+                           [--jobs N] [--cifar10 DIR] --out DIR
 
 Writes, for every experiment in ``experiments.registry.EXPERIMENT_MODULES``:
 ``DIR/NAME/metrics.jsonl`` (raw series), ``DIR/figures/NAME_*.png`` and the
@@ -10,6 +10,12 @@ completion marker ``DIR/NAME/complete.json`` (written last, atomically); then
 
 A rerun skips an experiment whose marker exists for the same mode and data
 (``--force`` redoes it); a run killed halfway has no marker, so it is redone.
+
+``--jobs N`` runs up to N experiments at once, each in its own process
+(longest first); every experiment is single-threaded numerics (below), so
+on a 2-core machine two jobs use both cores where one left a core mostly
+idle. Each experiment's numbers do not depend on N: its random streams are
+its own and nothing is shared but the output folder.
 
 The image experiments (paper 2's LR sweep, paper 3's ViT control) run on
 scikit-learn's digits by default, offline. ``--cifar10 DIR`` (or the
@@ -62,6 +68,27 @@ from spectral_jax import files
 MARKER = "complete.json"
 CIFAR10_ENV = "SPECTRAL_JAX_CIFAR10"
 MODES = ("quick", "full")
+MAX_JOBS = 4
+# Measured quick-mode wall times (s, 2 idle cores, 2026-12-04), used only to
+# start the longest experiments first; a previous marker's time wins.
+_QUICK_SECONDS = {"mlp_specgd": 337, "gpt_compare": 302, "dual_optimizer": 84,
+                  "regime": 56, "rf_specgd": 42, "stable_rank_init": 39,
+                  "nr_scaling": 31, "probe_advantage": 27}
+
+
+def default_jobs() -> int:
+  return max(1, min(os.cpu_count() or 1, MAX_JOBS))
+
+
+def _positive_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    value = 0
+  if value < 1:
+    raise argparse.ArgumentTypeError(
+        f"expected a whole number >= 1, got {text!r}")
+  return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="run only these experiments (default: all)")
   parser.add_argument("--force", action="store_true",
                       help="redo experiments that are already complete")
+  parser.add_argument("--jobs", type=_positive_int, default=default_jobs(),
+                      metavar="N",
+                      help="experiments run at once, one process each "
+                           f"(default: the CPU count, at most {MAX_JOBS}: "
+                           f"{default_jobs()} here)")
   parser.add_argument("--out", required=True, metavar="DIR",
                       help="output folder (created if missing)")
   parser.add_argument("--cifar10", metavar="DIR", default=None,
@@ -180,6 +212,55 @@ def run_one(mod, mode: str, out: str, cifar10: str | None = None) -> dict:
   return marker
 
 
+def _announce(name: str, mode: str, data: str | None) -> None:
+  print(f"[reproduce] {name}: running ({mode}"
+        f"{', CIFAR-10' if data else ''}) ...", flush=True)
+
+
+def _done(name: str, marker: dict) -> None:
+  print(f"[reproduce] {name}: done in {marker['seconds']:.0f} s, "
+        f"{report.headline(marker['claims'])}", flush=True)
+
+
+def _run_in_worker(module: str, mode: str, out: str,
+                   cifar10: str | None) -> dict:
+  """One experiment in a worker process (spawned: no JAX state inherited)."""
+  report.enable_x64()
+  return run_one(importlib.import_module(module), mode, out, cifar10)
+
+
+def _expected_seconds(name: str, mode: str, out: str) -> float:
+  marker = _read_marker(out, name)
+  if marker is not None and marker.get("mode") == mode:
+    return float(marker.get("seconds", 0.0))
+  return float(_QUICK_SECONDS.get(name, 0)) * (1 if mode == "quick" else 20)
+
+
+def _run_parallel(todo, mods, mode, out, cifar10, jobs) -> None:
+  """Runs ``todo`` on ``jobs`` worker processes, longest expected first.
+
+  A failing experiment stops the queue: experiments not yet started are
+  cancelled, running ones finish (their markers are written), and the error
+  is raised here; the next run redoes only what has no marker.
+  """
+  import concurrent.futures as futures
+  import multiprocessing
+  order = sorted(todo, key=lambda n: -_expected_seconds(n, mode, out))
+  context = multiprocessing.get_context("spawn")
+  with futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+    print(f"[reproduce] running {', '.join(order)} ({mode}"
+          f"{', CIFAR-10 where images are used' if cifar10 else ''}) on "
+          f"{jobs} processes, longest first ...", flush=True)
+    running = {pool.submit(_run_in_worker, mods[name].__name__, mode, out,
+                           cifar10): name for name in order}
+    try:
+      for future in futures.as_completed(running):
+        _done(running[future], future.result())
+    except BaseException:
+      pool.shutdown(wait=True, cancel_futures=True)
+      raise
+
+
 def main(args: argparse.Namespace) -> int:
   if args.mode not in MODES:
     raise UsageError(f"mode must be one of {MODES}, got {args.mode!r}")
@@ -214,6 +295,7 @@ def _run_locked(args, mods, selected, out, cifar10=None) -> int:
   """``main``'s work, with ``out`` locked."""
   import jax
   start = time.perf_counter()
+  todo = []
   for name in selected:
     marker = _read_marker(out, name)
     data = _data_for(mods[name], cifar10)
@@ -221,11 +303,14 @@ def _run_locked(args, mods, selected, out, cifar10=None) -> int:
         and marker.get("data") == data and not args.force):
       print(f"[reproduce] {name}: complete ({args.mode}), skipped")
       continue
-    print(f"[reproduce] {name}: running ({args.mode}"
-          f"{', CIFAR-10' if data else ''}) ...", flush=True)
-    marker = run_one(mods[name], args.mode, out, cifar10)
-    print(f"[reproduce] {name}: done in {marker['seconds']:.0f} s, "
-          f"{report.headline(marker['claims'])}", flush=True)
+    todo.append(name)
+  jobs = min(getattr(args, "jobs", 1), len(todo))
+  if jobs <= 1:
+    for name in todo:
+      _announce(name, args.mode, _data_for(mods[name], cifar10))
+      _done(name, run_one(mods[name], args.mode, out, cifar10))
+  else:
+    _run_parallel(todo, mods, args.mode, out, cifar10, jobs)
 
   # The report covers every completed experiment in the folder, so running
   # --only X adds X to an earlier report instead of replacing it.

@@ -305,6 +305,74 @@ def test_reproduce_killed_run_is_redone(tmp_path, fake_experiment):
   assert fake_experiment.calls == [1, 1, 1]
 
 
+_FAKE_MODULE = """
+import dataclasses, os
+from experiments import report
+NAME, TITLE = {name!r}, {name!r}
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  size: int = 1
+
+  @classmethod
+  def full(cls):
+    return cls(size=2)
+
+def run(config, out_dir):
+  if os.environ.get("FAKE_EXPERIMENT_FAIL") == NAME:
+    raise ValueError("boom in " + NAME)
+  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"), [{{"t": 0}}])
+  return {{"claims": [report.claim(NAME, NAME, "c", "p", 1.0, True)],
+          "metrics": {{"pid": os.getpid(), "size": config.size}}}}
+"""
+
+
+def _fake_modules(tmp_path, monkeypatch, names):
+  """Importable experiment modules (a spawned worker must import them)."""
+  for name in names:
+    (tmp_path / f"{name}.py").write_text(_FAKE_MODULE.format(name=name))
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.setattr(registry, "EXPERIMENT_MODULES", list(names))
+
+
+def test_reproduce_jobs_run_experiments_in_worker_processes(tmp_path,
+                                                           monkeypatch):
+  _fake_modules(tmp_path, monkeypatch, ["fake_a", "fake_b", "fake_c"])
+  out = str(tmp_path / "out")
+  assert cli.main(["reproduce", "--jobs", "2", "--out", out]) == 0
+  markers = [json.load(open(os.path.join(out, n, reproduce.MARKER)))
+             for n in ("fake_a", "fake_b", "fake_c")]
+  pids = {m["metrics"]["pid"] for m in markers}
+  assert os.getpid() not in pids and 1 <= len(pids) <= 2
+  assert [m["metrics"]["size"] for m in markers] == [1, 1, 1]
+  claims = json.load(open(os.path.join(out, "claims.json")))
+  assert [c["id"] for c in claims] == ["fake_a", "fake_b", "fake_c"]
+
+
+def test_reproduce_jobs_failure_keeps_finished_markers(tmp_path, monkeypatch,
+                                                       capsys):
+  _fake_modules(tmp_path, monkeypatch, ["fake_ok", "fake_bad"])
+  monkeypatch.setenv("FAKE_EXPERIMENT_FAIL", "fake_bad")
+  out = str(tmp_path / "out")
+  with pytest.raises(ValueError, match="boom in fake_bad"):
+    cli.main(["reproduce", "--jobs", "2", "--out", out])
+  assert not os.path.exists(os.path.join(out, "fake_bad", reproduce.MARKER))
+  # The other job either finished (marker written) or was cancelled before it
+  # started; a rerun without the failure completes whatever is missing.
+  monkeypatch.delenv("FAKE_EXPERIMENT_FAIL")
+  assert cli.main(["reproduce", "--jobs", "2", "--out", out]) == 0
+  for name in ("fake_ok", "fake_bad"):
+    assert os.path.exists(os.path.join(out, name, reproduce.MARKER))
+
+
+def test_reproduce_jobs_must_be_positive(tmp_path, capsys):
+  with pytest.raises(SystemExit) as exit_:
+    cli.main(["reproduce", "--jobs", "0", "--out", str(tmp_path)])
+  assert exit_.value.code == 2
+  assert "--jobs: expected a whole number >= 1, got '0'" in (
+      capsys.readouterr().err)
+
+
 @pytest.mark.slow
 def test_quick_reproduction(tmp_path):
   out = str(tmp_path / "repro")
