@@ -320,7 +320,7 @@ def test_probe_model_tiny_mlp_one_finite_entry_per_matrix(rng):
   rep = probe.probe_model(model, (x, y), loss, curvature_scale=2.0,
                           gauss_newton_loss=mse)
   assert rep.curvature == "gauss_newton"
-  kernels = [f"layers.{i}.kernel" for i in range(3)]
+  kernels = [f"layers/{i}/kernel" for i in range(3)]
   assert sorted(rep.entries) == kernels
   recs = rep.records()
   assert len(recs) == 3 and all(r["layer"] is None for r in recs)
@@ -331,17 +331,17 @@ def test_probe_model_tiny_mlp_one_finite_entry_per_matrix(rng):
     assert 1 - 1e-9 <= r["st"] <= 12 + 1e-9
   # The last kernel is a column: polar(G) = G/‖G‖, so nr = 1 and the two
   # directions coincide (equal best-step decreases).
-  last = rep.entries["layers.2.kernel"]
+  last = rep.entries["layers/2/kernel"]
   np.testing.assert_allclose(float(last.nr[0]), 1.0, rtol=1e-9)
   np.testing.assert_allclose(float(last.best_spec[0]),
                              float(last.best_gd[0]), rtol=1e-8)
   d = rep.to_dict()
   assert len(d["records"]) == 3 and set(d["agreement"]) == set(rep.regimes)
-  assert "layers.0.kernel" in rep.table()
+  assert "layers/0/kernel" in rep.table()
 
 
 def test_spiked_one_step_favours_spectral(rng):
-  # SPEC claim 16 / Lemma 3.5: B = uuᵀ + Σ, W_0 = 0, one GD step with
+  # arXiv:2512.04299 Lemma 3.5: B = uuᵀ + Σ, W_0 = 0, one GD step with
   # η = 1/(1 + ‖B‖) makes nr(∇L(W_1)) ≍ d while st(A) = O(1); the paper's
   # spectral step must then beat the paper's GD step on the true loss
   # (guaranteed by the interval argument once nr ≥ 2 st).
