@@ -291,6 +291,32 @@ def test_zero_gradient_is_finite_and_undefined(rng):
   assert "agreement" in rep.table()
 
 
+def test_non_finite_activation_propagates(rng):
+  # The probe's denominators (‖A‖_op², ‖A‖_F², ‖G‖_F², c·…/n with c > 0)
+  # are sums of squares or top eigenvalues of Gram matrices: never negative,
+  # so linalg's safe_div (den ≠ 0 → divide) equals a den > 0 guard on finite
+  # inputs, and an all-zero activation gives zeros. A NaN activation must
+  # not become st = 0 and zero "guaranteed" decreases (counted as an agreeing
+  # verdict); it propagates and leaves the verdicts undefined.
+  w, a, y = _rf_instance(rng, 4, 12, 30)
+  n = a.shape[1]
+  loss = lambda p: jnp.sum((p["w"] @ a - y) ** 2) / (2 * n)
+  params = {"w": jnp.asarray(w)}
+  zero = probe.probe_step(loss, params, {"w": 0 * a.T}).entries["w"]
+  for f in ("st", "lipschitz_f", "lipschitz_op", "guaranteed_gd",
+            "guaranteed_spec"):
+    assert float(getattr(zero, f)[0]) == 0.0, f
+  bad = a.T.copy()
+  bad[tuple(int(rng.integers(d)) for d in bad.shape)] = np.nan
+  rep = probe.probe_step(loss, params, {"w": bad})
+  s = rep.entries["w"]
+  for f in ("st", "lipschitz_f", "guaranteed_gd", "guaranteed_spec",
+            "paper_gd", "paper_spec"):
+    assert np.isnan(float(getattr(s, f)[0])), f
+  r = rep.records()[0]
+  assert r["guaranteed_verdict"] is None and r["paper_verdict"] is None
+
+
 def test_bad_inputs_raise(rng):
   w, a, y = _rf_instance(rng, 4, 12, 30)
   loss = lambda p: jnp.sum((p["w"] @ a - y) ** 2)

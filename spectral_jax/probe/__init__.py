@@ -43,12 +43,12 @@ layers are probed in one batched (vmapped) call.
 
 The curvature scale ``c``. For ``(1/2n)‖WA − Y‖²`` the constants are exact
 with ``c = 1``. For any other loss ``L^F, L^op`` are only known up to a common
-factor (the paper's (1.6): ``c`` = the smoothness of the loss in the layer's output;
-``c = 2`` for a mean-squared error without ½ at the last layer; for inner layers
-``C_F`` of (4.5)). One ``c`` multiplies both constants, so it rescales both
-paper steps alike and never changes the prediction ``nr/st``, the
-``"guaranteed"`` verdicts or the ``"best"`` regime; it does change the realized
-``"paper"`` decreases. ``c`` may be a float or a mapping path → float.
+factor (the paper's (1.6): ``c`` = the smoothness of the loss in the layer's
+output; ``c = 2`` for a mean-squared error without ½ at the last layer; for
+inner layers ``C_F`` of (4.5)). One ``c`` multiplies both constants, so it
+rescales both paper steps alike and never changes the prediction ``nr/st``,
+the ``"guaranteed"`` verdicts or the ``"best"`` regime; it does change the
+realized ``"paper"`` decreases. ``c`` may be a float or a mapping path → float.
 
 Layout: :mod:`~spectral_jax.probe.step` (the entry points and argument
 checks), :mod:`~spectral_jax.probe.leaf` (the measurements on one parameter,

@@ -61,11 +61,11 @@ def _map(fn, xs, batch_size):
   return jax.lax.map(lambda a: fn(*a), xs, batch_size=batch_size)
 
 
-def _tangent(value, layer, d):
-  """Zero but on layer ``layer`` of ``value``, where it is ``d``."""
-  *layers, rows, cols = value.shape
-  flat = jnp.zeros((math.prod(layers), rows, cols), value.dtype)
-  return flat.at[layer].set(d.astype(value.dtype)).reshape(value.shape)
+def _add_on_layer(x, layer, delta):
+  """``x`` plus ``delta`` on layer ``layer`` of its stack, the rest as is."""
+  *layers, rows, cols = x.shape
+  flat = x.reshape(math.prod(layers), rows, cols)
+  return flat.at[layer].add(delta.astype(x.dtype)).reshape(x.shape)
 
 
 def activation_terms(acts, num, c, dtype):
@@ -108,7 +108,7 @@ def directions(g, p, fro_sq, nuc, lip_f, lip_op) -> Directions:
 def losses_along(leaf: Leaf, opts: Options, layer, d, t):
   """``L(W − t·D)`` per row, the step on layer ``layer`` only."""
   def one(l, d_, t_):
-    w = leaf.value + _tangent(leaf.value, l, -t_ * d_)
+    w = _add_on_layer(leaf.value, l, -t_ * d_)
     return opts.loss_fn(leaf.params_with(w))
   return _map(one, (layer, d, t), opts.batch_size)
 
@@ -121,7 +121,7 @@ def curvatures(leaf: Leaf, opts: Options, dirs: Directions):
     loss = lambda w: opts.loss_fn(leaf.params_with(w))
 
     def curv(layer, d):
-      v = _tangent(leaf.value, layer, d)
+      v = _add_on_layer(jnp.zeros_like(leaf.value), layer, d)
       return jnp.real(optax.tree.vdot(v, curvature.hvp(loss, leaf.value, v)))
   else:
     outputs_fn, output_loss = opts.gauss_newton
@@ -129,7 +129,7 @@ def curvatures(leaf: Leaf, opts: Options, dirs: Directions):
     out0 = outputs(leaf.value)
 
     def curv(layer, d):
-      v = _tangent(leaf.value, layer, d)
+      v = _add_on_layer(jnp.zeros_like(leaf.value), layer, d)
       ju = jax.jvp(outputs, (leaf.value,), (v,))[1]
       return jnp.real(optax.tree.vdot(ju,
                                       curvature.hvp(output_loss, out0, ju)))

@@ -104,7 +104,7 @@ def probe_step(
     polar_method: str = "svd",
     layer_batch_size: int | None = None,
 ) -> ProbeReport:
-  r"""Probes GD's and SpecGD's one-step decrease on every matrix, layer by layer.
+  r"""Probes GD's and SpecGD's one-step decrease on every matrix, per layer.
 
   For each probed matrix ``W`` (each layer of a stacked leaf), all other
   parameters fixed, with ``G = ∇_W L``, ``P = polar(G)``,
