@@ -18,6 +18,7 @@ import optax
 
 from spectral_jax import curvature
 from spectral_jax import linalg
+from spectral_jax.linalg.base import exact_dtype
 from spectral_jax.linalg.base import frobenius
 from spectral_jax.linalg.base import mT
 from spectral_jax.linalg.base import safe_div
@@ -89,7 +90,7 @@ def gradient_terms(g, polar_method):
   """``nr(G)``, ``‖G‖_F²``, ``‖G‖_* = √nr·‖G‖_F`` and ``polar(G)`` per layer
   (one SVD for ``nr``, one polar factor)."""
   nr = linalg.nuclear_rank(g)
-  fro = frobenius(g.astype(nr.dtype))[..., 0, 0]
+  fro = frobenius(g.astype(exact_dtype(g.dtype)))[..., 0, 0]
   p = linalg.polar(g, method=polar_method)
   return nr, fro * fro, jnp.sqrt(nr) * fro, p
 
