@@ -13,7 +13,7 @@ Models:
   * E1: RF-ReLU(k=100, d=50, n=400), ``(1/2n)‖WA − Y‖²`` from ``W_0 = 0``,
     probed along the GD trajectory (float64; the loss is quadratic, so the
     constants are exact with c = 1).
-  * Spiked (SPEC claim 16, Lemma 3.5): ``B = uuᵀ + Σ``, ``‖u‖² = d``,
+  * Spiked (arXiv:2512.04299 Lemma 3.5): ``B = uuᵀ + Σ``, ``‖u‖² = d``,
     ``Σ = diag(U[1, 2])``, realised as ``A = √d·B^{1/2}`` (so ``AAᵀ/n = B``
     with ``n = d``), ``Y = W♯A``; GD with ``η = 1/(1 + ‖B‖)`` from ``W_0 = 0``.
   * E4: the bias-free 4-layer ReLU² MLP ``d → 4d → 4d → 4d → 1`` on
@@ -201,7 +201,7 @@ def _run_mlp(cfg: Config):
               rngs=nnx.Rngs(int(jax.random.randint(key_m, (), 0, 2**30))),
               param_dtype=jnp.float64)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  kernels = [f"layers.{i}.kernel" for i in range(4)]
+  kernels = [f"layers/{i}/kernel" for i in range(4)]
   probed = kernels[:3]
   x_op_sq = float(np.linalg.eigvalsh(np.asarray(x.T @ x))[-1])
 
@@ -210,7 +210,7 @@ def _run_mlp(cfg: Config):
     return jnp.mean((nnx.merge(graphdef, p, rest)(x) - y) ** 2)
 
   def acts_of(p, x):
-    return {probe.path_to_str(k): v for k, v in
+    return {probe.path_key(k): v for k, v in
             diagnostics.capture_activations(nnx.merge(graphdef, p, rest),
                                             x).items()}
 
@@ -222,7 +222,7 @@ def _run_mlp(cfg: Config):
     scale = {k: cfg.mlp_lr * n / (x_op_sq if k == kernels[0] else
                                   linalg.operator_norm_sq(acts[k], 30)) for k in kernels}
     new = jax.tree_util.tree_map_with_path(
-        lambda path, w, g: w - scale[probe.path_to_str(path)] * g, p, grads)
+        lambda path, w, g: w - scale[probe.path_key(path)] * g, p, grads)
     return new, value
 
   @jax.jit
@@ -405,7 +405,7 @@ def _interval_and_bounds(rows):
           "P10-interval", NAME,
           "Quadratic models: wherever nr ≥ 2·st(A), the paper's spectral "
           "step decreases the loss at least as much as the paper's GD step",
-          "§1.2 interval argument (SPEC claim 3)",
+          "arXiv:2512.04299 §1.2, interval argument",
           f"{ok_strong}/{len(strong)} (layer, step) pairs",
           ok_strong == len(strong) if strong else None,
           rule="all pairs with nr ≥ 2 st"),

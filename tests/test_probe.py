@@ -98,6 +98,141 @@ def test_closed_form_and_guarantees_stacked(rng, layout):
                                rtol=RTOL)
 
 
+def _tanh_instance(rng, n=40, k=6, h=9):
+  """A two-layer tanh network (Flax layout) with a concave term on w2.
+
+  L = ‖tanh(X W1 + b1) W2 − Y‖²/(2n) − (μ/2)‖W2‖_F², μ = 2 λ_max(HᵀH/n):
+  the block Hessian of W2 is HᵀH/n − μI (negative definite, so both "best"
+  decreases of W2 are undefined and its line search falls back to the paper
+  step); that of W1 is indefinite in general.
+  """
+  x = rng.standard_normal((n, k))
+  w1 = rng.standard_normal((k, h)) / np.sqrt(k)
+  b1 = 0.1 * rng.standard_normal(h)
+  w2 = rng.standard_normal((h, 1)) / np.sqrt(h)
+  y = np.sin(x[:, :1] * x[:, 1:2])
+  hid = np.tanh(x @ w1 + b1)
+  mu = 2 * np.linalg.eigvalsh(hid.T @ hid / n)[-1]
+  return dict(x=x, y=y, mu=mu, w1=w1, b1=b1, w2=w2)
+
+
+def _tanh_np(inst, p):
+  """Loss, gradients and second directional derivatives, all in NumPy.
+
+  Returns the loss at ``p``, ``{name: G}`` and a function ``(name, D) →
+  (⟨D, H D⟩, ⟨D, GN D⟩, scale)``, where GN drops the ⟨R, d²O⟩ term and
+  ``scale`` sums the absolute values of the terms (the size of the
+  round-off in their cancelling sum).
+  """
+  x, y, mu = inst["x"], inst["y"], inst["mu"]
+  n = x.shape[0]
+  hid = np.tanh(x @ p["w1"] + p["b1"])
+  r = hid @ p["w2"] - y
+  loss = np.sum(r**2) / (2 * n) - mu / 2 * np.sum(p["w2"] ** 2)
+  dz = (r @ p["w2"].T) * (1 - hid**2) / n
+  grads = {"w1": x.T @ dz, "w2": hid.T @ r / n - mu * p["w2"]}
+
+  def curv(name, d):
+    if name == "w2":
+      fit, conc = np.sum((hid @ d) ** 2) / n, mu * np.sum(d**2)
+      return fit - conc, fit - conc, fit + conc
+    dzd = x @ d
+    do = ((1 - hid**2) * dzd) @ p["w2"]
+    d2o = (-2 * hid * (1 - hid**2) * dzd**2) @ p["w2"]
+    fit, second = np.sum(do**2) / n, np.sum(r * d2o) / n
+    return fit + second, fit, fit + abs(second)
+
+  return loss, grads, curv
+
+
+def _probe_np(inst, name, act, c, curvature, factors):
+  """The probe's numbers for one leaf of the tanh network, in float64 NumPy."""
+  p = {k: inst[k] for k in ("w1", "b1", "w2")}
+  loss, grads, curv = _tanh_np(inst, p)
+  n = act.shape[0]
+  g = grads[name]
+  u, s, vt = np.linalg.svd(g, full_matrices=False)
+  pol = u @ vt
+  sa = np.linalg.svd(act, compute_uv=False)
+  lf, lop = c * sa[0] ** 2 / n, c * np.sum(sa**2) / n
+  out = dict(nr=s.sum() ** 2 / np.sum(s**2), st=np.sum(sa**2) / sa[0] ** 2,
+             grad_fro_sq=np.sum(s**2), grad_nuclear=s.sum(),
+             lipschitz_f=lf, lipschitz_op=lop,
+             guaranteed_gd=np.sum(s**2) / (2 * lf),
+             guaranteed_spec=s.sum() ** 2 / (2 * lop))
+  scales = {}
+  for tag, d, t_paper in (("gd", g, 1 / lf), ("spec", pol, s.sum() / lop)):
+    def moved(t):
+      return _tanh_np(inst, {**p, name: p[name] - t * d})[0]
+    hess, gn, scale = curv(name, d)
+    dhd = hess if curvature == "hessian" else gn
+    slope = np.sum(g * d)
+    t_ref = slope / dhd if dhd > 0 else t_paper
+    grid = [t_ref * f for f in factors] + [t_paper]
+    out.update({f"paper_{tag}": loss - moved(t_paper),
+                f"curvature_{tag}": dhd,
+                f"best_{tag}": slope**2 / (2 * dhd) if dhd > 0 else np.nan,
+                f"line_{tag}": loss - min(moved(t) for t in grid)})
+    scales[tag] = scale
+  return out, scales, abs(loss)
+
+
+@pytest.mark.parametrize("curvature", ["hessian", "gauss_newton"])
+@pytest.mark.parametrize("layer_batch_size", [None, 1])
+def test_tanh_network_matches_numpy(rng, curvature, layer_batch_size):
+  # Every ProbeStats field of both probed leaves of a nonlinear network with
+  # a bias left unprobed, against the NumPy recomputation above. Round-off:
+  # float64 SVDs, eigensolves and sums of ≤ 400 terms are exact to ~1e-14
+  # relative, so RTOL = 1e-8 catches any wrong factor. Three quantities
+  # cancel and get an absolute term on top: loss differences (paper, line)
+  # lose |L|·eps, so atol 1e-12·|L|; curvatures lose eps·(sum of |terms|),
+  # so atol 1e-12·scale, and best = slope²/(2 dhd) inherits that relative
+  # error, scale/|dhd|·1e-12.
+  inst = _tanh_instance(rng)
+  mu, n = inst["mu"], inst["x"].shape[0]
+  x, y = jnp.asarray(inst["x"]), jnp.asarray(inst["y"])
+  params = {k: jnp.asarray(inst[k]) for k in ("w1", "b1", "w2")}
+
+  def outputs(q):
+    return jnp.tanh(x @ q["w1"] + q["b1"]) @ q["w2"], q["w2"]
+
+  def out_loss(o):
+    return jnp.sum((o[0] - y) ** 2) / (2 * n) - mu / 2 * jnp.sum(o[1] ** 2)
+
+  loss = lambda q: out_loss(outputs(q))
+  hid = np.tanh(inst["x"] @ inst["w1"] + inst["b1"])
+  acts = {"w1": inst["x"], "w2": hid}
+  scale = {"w1": 1.0, "w2": 2.5}
+  factors = (0.5, 1.0, 2.0)
+  rep = probe.probe_step(
+      loss, params, acts, curvature_scale=scale, line_search=True,
+      line_search_factors=factors, layer_batch_size=layer_batch_size,
+      gauss_newton=(outputs, out_loss) if curvature == "gauss_newton"
+      else None)
+  assert sorted(rep.entries) == ["w1", "w2"] and rep.curvature == curvature
+  for name in ("w1", "w2"):
+    ref, cscale, lscale = _probe_np(inst, name, acts[name], scale[name],
+                                    curvature, factors)
+    stats = rep.entries[name]
+    assert set(ref) == set(probe.ProbeStats._fields)
+    for field, want in ref.items():
+      got = float(getattr(stats, field)[0])
+      tag = field.rsplit("_", 1)[-1]
+      atol = 0.0
+      if field.startswith(("paper", "line")):
+        atol = 1e-12 * lscale
+      elif field.startswith("curvature"):
+        atol = 1e-12 * cscale[tag]
+      elif field.startswith("best") and np.isfinite(want):
+        atol = abs(want) * 1e-12 * cscale[tag] / abs(ref[f"curvature_{tag}"])
+      np.testing.assert_allclose(got, want, rtol=RTOL, atol=atol,
+                                 err_msg=f"{name}.{field} ({curvature})")
+  # The concave term makes W2's curvature negative along both directions.
+  w2 = rep.entries["w2"]
+  assert float(w2.curvature_gd[0]) < 0 and float(w2.curvature_spec[0]) < 0
+  assert np.isnan(float(w2.best_gd[0])) and np.isnan(float(w2.best_spec[0]))
+
+
 def test_gauss_newton_equals_hessian_on_least_squares(rng):
   w, a, y = _rf_instance(rng, 5, 16, 40)
   n = a.shape[1]
@@ -156,6 +291,32 @@ def test_zero_gradient_is_finite_and_undefined(rng):
   assert "agreement" in rep.table()
 
 
+def test_non_finite_activation_propagates(rng):
+  # The probe's denominators (‖A‖_op², ‖A‖_F², ‖G‖_F², c·…/n with c > 0)
+  # are sums of squares or top eigenvalues of Gram matrices: never negative,
+  # so linalg's safe_div (den ≠ 0 → divide) equals a den > 0 guard on finite
+  # inputs, and an all-zero activation gives zeros. A NaN activation must
+  # not become st = 0 and zero "guaranteed" decreases (counted as an agreeing
+  # verdict); it propagates and leaves the verdicts undefined.
+  w, a, y = _rf_instance(rng, 4, 12, 30)
+  n = a.shape[1]
+  loss = lambda p: jnp.sum((p["w"] @ a - y) ** 2) / (2 * n)
+  params = {"w": jnp.asarray(w)}
+  zero = probe.probe_step(loss, params, {"w": 0 * a.T}).entries["w"]
+  for f in ("st", "lipschitz_f", "lipschitz_op", "guaranteed_gd",
+            "guaranteed_spec"):
+    assert float(getattr(zero, f)[0]) == 0.0, f
+  bad = a.T.copy()
+  bad[tuple(int(rng.integers(d)) for d in bad.shape)] = np.nan
+  rep = probe.probe_step(loss, params, {"w": bad})
+  s = rep.entries["w"]
+  for f in ("st", "lipschitz_f", "guaranteed_gd", "guaranteed_spec",
+            "paper_gd", "paper_spec"):
+    assert np.isnan(float(getattr(s, f)[0])), f
+  r = rep.records()[0]
+  assert r["guaranteed_verdict"] is None and r["paper_verdict"] is None
+
+
 def test_bad_inputs_raise(rng):
   w, a, y = _rf_instance(rng, 4, 12, 30)
   loss = lambda p: jnp.sum((p["w"] @ a - y) ** 2)
@@ -185,7 +346,7 @@ def test_probe_model_tiny_mlp_one_finite_entry_per_matrix(rng):
   rep = probe.probe_model(model, (x, y), loss, curvature_scale=2.0,
                           gauss_newton_loss=mse)
   assert rep.curvature == "gauss_newton"
-  kernels = [f"layers.{i}.kernel" for i in range(3)]
+  kernels = [f"layers/{i}/kernel" for i in range(3)]
   assert sorted(rep.entries) == kernels
   recs = rep.records()
   assert len(recs) == 3 and all(r["layer"] is None for r in recs)
@@ -196,17 +357,17 @@ def test_probe_model_tiny_mlp_one_finite_entry_per_matrix(rng):
     assert 1 - 1e-9 <= r["st"] <= 12 + 1e-9
   # The last kernel is a column: polar(G) = G/‖G‖, so nr = 1 and the two
   # directions coincide (equal best-step decreases).
-  last = rep.entries["layers.2.kernel"]
+  last = rep.entries["layers/2/kernel"]
   np.testing.assert_allclose(float(last.nr[0]), 1.0, rtol=1e-9)
   np.testing.assert_allclose(float(last.best_spec[0]),
                              float(last.best_gd[0]), rtol=1e-8)
   d = rep.to_dict()
   assert len(d["records"]) == 3 and set(d["agreement"]) == set(rep.regimes)
-  assert "layers.0.kernel" in rep.table()
+  assert "layers/0/kernel" in rep.table()
 
 
 def test_spiked_one_step_favours_spectral(rng):
-  # SPEC claim 16 / Lemma 3.5: B = uuᵀ + Σ, W_0 = 0, one GD step with
+  # arXiv:2512.04299 Lemma 3.5: B = uuᵀ + Σ, W_0 = 0, one GD step with
   # η = 1/(1 + ‖B‖) makes nr(∇L(W_1)) ≍ d while st(A) = O(1); the paper's
   # spectral step must then beat the paper's GD step on the true loss
   # (guaranteed by the interval argument once nr ≥ 2 st).
