@@ -521,7 +521,9 @@ def _dot_flops(fn, *args):
     ((256, 64), True, 5, 19),    # Tall: transposed, same count.
     ((2, 48, 48), False, 5, 15),
     ((2, 48, 48), None, 5, 15),   # Square: direct form by default.
-    ((64, 256), None, 8, 24),     # > 6 steps: direct form by default.
+    # > 6 steps: Gram form restarted every 2 steps by default (issue 17; was
+    # the direct form, 24): 4 blocks × (2 + (4·2 − 3)).
+    ((64, 256), None, 8, 28),
     ((64, 256), None, 6, 23),     # Wide, <= 6 steps: Gram form.
 ])
 def test_newton_schulz_dot_count_and_flops(shape, gram_form, steps, n_dots):
