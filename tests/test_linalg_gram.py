@@ -2,12 +2,15 @@
 factor and against the direct form (spectral_jax.linalg.ns).
 
 Tolerances. Both forms compute the same iteration; at 8–20 polar_express
-steps they stop at their rounding floor (Gaussian inputs: ~5 eps in float32,
-~1.3 eps in bfloat16) or at the schedule's own error (logspace spectra). The
-restarted Gram form is asserted no worse than the direct form plus 2 eps of
-the compute dtype: measured over 4 seeds × (64×256, 256×64, 3×48×160), the
-excess was at most 1.3 eps (float32, Gaussian) and 0.15 eps (bfloat16); on
-the logspace spectrum it was always *below* the direct form's error.
+steps they stop at their rounding floor (Gaussian inputs: ~5.5 eps in
+float32, ~1.3 eps in bfloat16) or at the schedule's own error (logspace
+spectra). The restarted Gram form's floor differs from the direct form's by a
+few eps: over 25 seeds (float32, 20 steps, Gaussian) its excess was at most
+−0.56 eps at 64×256 / 256×64, 1.23 eps at 2×48×160 and 3.24 eps at 32×128
+(smaller m, larger excess); bfloat16 at most 0.32 eps (32×128, 4 seeds). So
+float32 is asserted within 4 eps and bfloat16 within 2 eps of the direct
+form; on the logspace spectrum the Gram form was always *below* the direct
+form's error.
 """
 
 import jax.numpy as jnp
@@ -54,7 +57,7 @@ def test_restarted_gram_keeps_direct_accuracy_fp32(rng, shape, steps,
   direct = rel_err(_ns(g, steps, jnp.float32, gram_form=False), ref)
   gram = rel_err(_ns(g, steps, jnp.float32, gram_form=True), ref)
   eps = float(jnp.finfo(jnp.float32).eps)
-  assert gram <= direct + 2 * eps, (gram, direct)
+  assert gram <= direct + 4 * eps, (gram, direct)
 
 
 @pytest.mark.parametrize("spectrum", ["gaussian", "logspace"])
