@@ -281,8 +281,10 @@ def newton_schulz(
 
   Args:
     x: array of shape ``(..., m, n)``, real or complex.
-    steps: number of iterations: an int, ``None`` (5 for a named schedule,
-      the listed rows for a custom ``(steps, 3)`` array) or a traced integer
+    steps: number of iterations: an int, ``None`` (the schedule's own
+      ``steps`` if set, e.g. by ``polar_express_schedule``; else 5 for a
+      named schedule, the listed rows for a custom ``(steps, 3)`` array) or
+      a traced integer
       (``jit`` with a dynamic count: the steps after the first run in a
       ``fori_loop``, always in the direct form).
     coeffs: a schedule name (``"jordan"``, ``"polar_express"``, ``"cubic"``,
