@@ -521,7 +521,9 @@ def _dot_flops(fn, *args):
     ((256, 64), True, 5, 19),    # Tall: transposed, same count.
     ((2, 48, 48), False, 5, 15),
     ((2, 48, 48), None, 5, 15),   # Square: direct form by default.
-    ((64, 256), None, 8, 24),     # > 6 steps: direct form by default.
+    # > 6 steps: Gram form restarted every 2 steps by default (issue 17; was
+    # the direct form, 24): 4 blocks × (2 + (4·2 − 3)).
+    ((64, 256), None, 8, 28),
     ((64, 256), None, 6, 23),     # Wide, <= 6 steps: Gram form.
 ])
 def test_newton_schulz_dot_count_and_flops(shape, gram_form, steps, n_dots):
@@ -533,6 +535,48 @@ def test_newton_schulz_dot_count_and_flops(shape, gram_form, steps, n_dots):
   assert flops == linalg.newton_schulz_flops(shape, steps,
                                              gram_form=gram_form,
                                              coeffs="polar_express")
+
+
+@pytest.mark.parametrize("shape,steps,restart,n_dots", [
+    # A block of j steps: A, Q X and 4j − 3 m×m products: 4·steps − blocks.
+    ((64, 256), 8, 2, 28),      # 4 blocks.
+    ((64, 256), 20, 3, 73),     # 7 blocks (the last one of 2 steps).
+    ((64, 256), 20, None, 79),  # One block.
+    ((64, 256), 5, "auto", 19),  # <= 6 steps in float32: one block.
+    ((64, 256), 12, "auto", 42),  # Every 2 steps: 6 blocks.
+    ((256, 64), 9, 1, 27),      # k = 1 is the direct form: 3 per step.
+    ((2, 40, 120), 7, 4, 26),   # Blocks 4 + 3, batched.
+])
+def test_gram_restart_dot_count_and_flops(shape, steps, restart, n_dots):
+  x = jnp.ones(shape, jnp.float32)
+  count, flops = _dot_flops(
+      lambda a: linalg.newton_schulz(a, steps, "polar_express",
+                                     gram_form=True, gram_restart=restart), x)
+  assert count == n_dots
+  assert flops == linalg.newton_schulz_flops(shape, steps, gram_form=True,
+                                             coeffs="polar_express",
+                                             gram_restart=restart)
+
+
+@pytest.mark.parametrize("shape,steps,restart", [
+    ((64, 256), 8, 2), ((64, 256), 20, 3), ((2, 96, 384), 12, "auto"),
+    ((256, 64), 5, None), ((128, 128), 8, "auto")])
+@pytest.mark.parametrize("gram_form", [False, None])
+def test_flops_match_compiled_cost_analysis(shape, steps, restart, gram_form):
+  # XLA counts the elementwise work too: the start's passes over X (abs,
+  # max, power-of-two scalings, squares, sums, the divide; the scale-safe
+  # norm does several: <= 32 per entry) and the m×m polynomial
+  # combinations (<= 8 per entry per step). Ours counts matmuls only.
+  *batch, m, n = shape
+  m, n = min(m, n), max(m, n)
+  fn = jax.jit(lambda a: linalg.newton_schulz(
+      a, steps, "polar_express", gram_form=gram_form, gram_restart=restart))
+  cost = fn.lower(jnp.ones(shape, jnp.float32)).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  ours = linalg.newton_schulz_flops(shape, steps, coeffs="polar_express",
+                                    gram_form=gram_form, gram_restart=restart)
+  nb = int(np.prod(batch))
+  assert 0 <= cost["flops"] - ours <= nb * (32 * m * n + 8 * m * m * steps)
 
 
 def test_auto_form_uses_fewer_flops_for_wide(rng):

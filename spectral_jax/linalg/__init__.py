@@ -8,8 +8,12 @@ stands on it.
 
 Modules:
   * ``ns``: THE Newton–Schulz engine (``newton_schulz``: first-step table
-    ``NS_NORMS``, direct and m×m Gram bodies, static or traced step counts),
-    the named schedules ``SCHEDULES`` and ``newton_schulz_flops``.
+    ``NS_NORMS``, direct and m×m Gram bodies with restarts, static or traced
+    step counts) and ``newton_schulz_flops``.
+  * ``schedules``: the coefficient schedules (``Schedule``, the named
+    ``SCHEDULES``, ``polar_express_schedule`` for any step count and σ_min,
+    the parser ``resolve_schedule`` / ``schedule_coeffs``); the Polar Express
+    construction itself is in ``polar_express``.
   * ``exact``: ``polar``, the polar factor U Vᴴ of G = U Σ Vᴴ, exactly
     (``"svd"``, ``"eigh"``, ``"qdwh"``, or ``"auto"``: the fastest of these
     measured for the backend) or approximately (``"newton_schulz"``).
@@ -26,14 +30,15 @@ References:
 
 from spectral_jax.linalg.exact import POLAR_METHODS
 from spectral_jax.linalg.exact import polar
-from spectral_jax.linalg.ns import ALIASES
 from spectral_jax.linalg.ns import NS_NORMS
-from spectral_jax.linalg.ns import SCHEDULES
-from spectral_jax.linalg.ns import Schedule
 from spectral_jax.linalg.ns import newton_schulz
 from spectral_jax.linalg.ns import newton_schulz_flops
-from spectral_jax.linalg.ns import resolve_schedule
-from spectral_jax.linalg.ns import schedule_coeffs
+from spectral_jax.linalg.schedules import ALIASES
+from spectral_jax.linalg.schedules import SCHEDULES
+from spectral_jax.linalg.schedules import Schedule
+from spectral_jax.linalg.schedules import polar_express_schedule
+from spectral_jax.linalg.schedules import resolve_schedule
+from spectral_jax.linalg.schedules import schedule_coeffs
 from spectral_jax.linalg.ranks import gram
 from spectral_jax.linalg.ranks import nuclear_norm
 from spectral_jax.linalg.ranks import nuclear_rank
@@ -56,6 +61,7 @@ __all__ = [
     "nuclear_rank",
     "operator_norm_sq",
     "polar",
+    "polar_express_schedule",
     "resolve_schedule",
     "schedule_coeffs",
     "singular_values",

@@ -1,5 +1,5 @@
-"""THE Newton–Schulz engine: named schedules, first steps, direct and Gram
-bodies, static or traced step counts.
+"""THE Newton–Schulz engine: first steps, direct and Gram bodies (with
+restarts), static or traced step counts. Schedules live in ``schedules``.
 
 Every approximate polar factor in the package comes from
 :func:`newton_schulz`; ``transforms`` only translates optax's argument
@@ -7,18 +7,29 @@ conventions into a call to it.
 
 On the Gram ("polynomial") form: every iterate is X_k = Q_k X_0 with Q_k a
 polynomial in A_0 = X_0 X_0ᴴ, so for a wide m×n input the loop can run on m×m
-matrices only and touch X_0 twice (A_0 and the final Q X_0). Real FLOPs for s
-quintic steps (s >= 2):
-  direct: s (4 m² n + 2 m³)       gram: 4 m² n + (4 s - 3) · 2 m³
-so the Gram form wins once n/m exceeds about 1.5 (s = 5): 0.56× the FLOPs at
-256×1024. It cannot resolve σ² below eps·σ_1² (A_0 is rounded once, never
-re-formed from X), so it limits the *attainable* accuracy: measured in float32
-on 256×768 / 256×1024 (Gaussian and logspace(0,-3) spectra), its error to the
-exact polar factor equals the direct form's to <= 3e-5 relative at <= 6
-steps, is 0.1% worse at 7, 2.5% at 8, and stalls near 4e-3 at 20 steps where
-the direct form reaches 2e-5. Hence "auto" uses it only for <= 6 steps (the
-Muon regime), n >= 1.5 m and 32/64-bit compute dtypes (16-bit rounding times
-‖Q‖ ~ a^s would show).
+matrices only and touch X_0 twice (A_0 and the final Q X_0). It cannot
+resolve σ² below eps·σ_1² (A_0 is rounded once and its rounding is carried
+through Q A_0 Qᴴ, amplified by ‖Q‖² ~ (growth of the smallest σ)²), so run in
+one block it limits the attainable accuracy: in float32 (256×1024, Gaussian
+and logspace(0,-3) spectra, polar_express) its error to the exact polar
+factor equals the direct form's at <= 6 steps (to 3e-5 relative), is 0.1%
+worse at 7, and stalls at 4e-3 at 10–20 steps where the direct form reaches
+2.1e-5; in bfloat16 it diverges (NaN) on the logspace spectrum from 7 steps.
+
+A restart every k steps forms X = Q X_0 and starts a new block from it, so A
+is re-formed from an iterate with O(1) singular values. The error is set by
+the first blocks (where small σ grow most): measured, float32 k = 2 / 3 / 4 /
+5 / 8 gives 1.4e-5 / 1.3e-5 / 5.0e-5 / 2.0e-4 / 1.2e-3 on the logspace
+spectrum (direct 2.1e-5) at any 10–20 steps, and 0.9e-6 / 1.6e-6 / 1.2e-6 on
+the Gaussian one (direct 1.15e-6); bfloat16 k = 2 gives 0.117 / 7.6e-3
+(direct 0.148 / 8.7e-3), k = 3 already 1.6e-2 on the Gaussian and k >= 4
+diverges. Hence "auto": k = 2, the largest k no worse than the direct form
+on every measured input, except in 32/64-bit at <= 6 steps, where one block
+already is (k = steps). FLOPs for s steps in R = ceil(s/k) blocks:
+  direct: s (4 m² n + 2 m³)       gram: R · 4 m² n + (4 s − 3 R) · 2 m³
+so a restart costs 2 m² (2n − 3m) and the Gram form wins whenever n > 1.5 m:
+at 256×1024, 0.56× the direct FLOPs at 5 steps (one block) and 0.72× at
+8–20 steps (k = 2). See BENCHMARKS.md and experiments/bench_gram.py.
 
 References:
   Jordan et al., *Muon*, https://kellerjordan.github.io/posts/muon/.
@@ -43,119 +54,8 @@ from spectral_jax.linalg.base import safe_div
 from spectral_jax.linalg.base import times_pow2
 from spectral_jax.linalg.base import unit_exponent
 from spectral_jax.linalg.ranks import singular_values
-
-
-# --------------------------------------------------------------------------
-# Coefficient schedules: data, not branches.
-# --------------------------------------------------------------------------
-class Schedule(NamedTuple):
-  """A named Newton–Schulz schedule.
-
-  Step ``i`` applies ``p(x) = a x + b x³ + c x⁵`` with ``(a, b, c) =
-  coeffs[min(i, len(coeffs) - 1)]``: the last row repeats for longer runs.
-  The first iterate's upper bound on σ_1 is multiplied by ``safety`` so that
-  every singular value lies in (0, 1/safety].
-  """
-
-  name: str
-  coeffs: tuple[tuple[float, float, float], ...]
-  safety: float = 1.0
-
-
-def _polar_express_rows(safety: float = 1.01):
-  # Amsel et al. (2025), Algorithm 1, degree 5, ℓ = 1e-3. Every listed step but
-  # the last is divided by the safety factor (a/s, b/s³, c/s⁵) so that
-  # round-off cannot push a singular value past the interval the step was
-  # optimised for; the final listed step then repeats.
-  rows = (
-      (8.28721201814563, -23.595886519098837, 17.300387312530933),
-      (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
-      (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
-      (3.3184196573706015, -2.488488024314874, 0.51004894012372),
-      (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
-      (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
-      (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
-      (1.875, -1.25, 0.375),
-  )
-  damped = tuple(
-      (a / safety, b / safety**3, c / safety**5) for a, b, c in rows[:-1]
-  )
-  return damped + rows[-1:]
-
-
-SCHEDULES: dict[str, Schedule] = {
-    # Keller Jordan's quintic, optax's default ("standard"). Maximises the
-    # slope at zero; singular values end in roughly [0.7, 1.2], never 1.
-    "jordan": Schedule("jordan", ((3.4445, -4.7750, 2.0315),)),
-    "polar_express": Schedule("polar_express", _polar_express_rows(), 1.01),
-    # Classic Newton–Schulz: converges for σ ∈ (0, √3), slowly from small σ.
-    "cubic": Schedule("cubic", ((1.5, -0.5, 0.0),)),
-    # microsoft/dion's five-step schedule (optax's "dion").
-    "dion": Schedule(
-        "dion",
-        (
-            (4.0848, -6.8946, 2.9270),
-            (3.9505, -6.3029, 2.6377),
-            (3.7418, -5.5913, 2.3037),
-            (2.8769, -3.1427, 1.2046),
-            (2.8366, -3.0525, 1.2012),
-        ),
-    ),
-}
-# Names other libraries use for the same schedules.
-ALIASES = {"standard": "jordan", "muon": "jordan", "quintic": "jordan",
-           "polar-express": "polar_express", "polarexpress": "polar_express"}
-
-
-def resolve_schedule(coeffs) -> Schedule:
-  """Return the ``Schedule`` named by ``coeffs`` or built from an array.
-
-  Args:
-    coeffs: a name in ``SCHEDULES`` (or an alias: ``"standard"``, ``"muon"``),
-      a ``Schedule``, a single row ``(a, b, c)`` or an array of shape
-      ``(steps, 3)``.
-
-  Raises:
-    ValueError: for an unknown name or an array of the wrong shape.
-  """
-  if isinstance(coeffs, Schedule):
-    return coeffs
-  if isinstance(coeffs, str):
-    name = ALIASES.get(coeffs, coeffs)
-    if name not in SCHEDULES:
-      allowed = sorted(set(SCHEDULES) | set(ALIASES))
-      raise ValueError(
-          f"coeffs={coeffs!r} is not a known Newton–Schulz schedule; allowed "
-          f"names: {allowed}, or an array of shape (3,) or (steps, 3).")
-    return SCHEDULES[name]
-  rows = np.asarray(coeffs, dtype=np.float64)
-  if rows.ndim == 1:
-    rows = rows[None]
-  if rows.ndim != 2 or rows.shape[-1] != 3 or rows.shape[0] < 1:
-    raise ValueError(
-        f"coeffs must have shape (3,) or (steps, 3) with steps >= 1, got shape "
-        f"{np.shape(coeffs)}.")
-  if not np.all(np.isfinite(rows)):
-    raise ValueError(f"coeffs must be finite, got {rows.tolist()}.")
-  return Schedule("custom", tuple(tuple(float(v) for v in r) for r in rows))
-
-
-def schedule_coeffs(coeffs, steps: int | None = None) -> np.ndarray:
-  """The ``(steps, 3)`` float64 array of per-step coefficients.
-
-  ``steps=None`` means 5 for a named schedule and the listed rows for a custom
-  array; a larger ``steps`` repeats the last row, a smaller one takes the
-  first ``steps`` rows.
-  """
-  sched = resolve_schedule(coeffs)
-  rows = np.asarray(sched.coeffs, dtype=np.float64)
-  if steps is None:
-    # Named schedules default to Muon's five steps; a custom array runs its
-    # listed rows.
-    steps = len(rows) if sched.name == "custom" else 5
-  check_steps(steps)
-  idx = np.minimum(np.arange(steps), len(rows) - 1)
-  return rows[idx]
+from spectral_jax.linalg.schedules import resolve_schedule
+from spectral_jax.linalg.schedules import schedule_coeffs
 
 
 def _is_traced(x) -> bool:
@@ -293,6 +193,16 @@ def _gram(y, rows, g0, g0sq):
   return q @ y
 
 
+def _gram_restarted(y, rows, g0, g0sq, every: int):
+  # Restart: X_k = Q X_0 is formed and the Gram body starts again from it,
+  # so A is re-formed from an iterate whose σ are O(1) instead of being
+  # carried as Q A_0 Qᴴ, which multiplies A_0's rounding by ‖Q‖².
+  for start in range(0, len(rows), every):
+    first = (g0, g0sq) if start == 0 else (None, None)
+    y = _gram(y, rows[start:start + every], *first)
+  return y
+
+
 def _traced(y, table, steps, g0, g0sq):
   # First step unrolled (it may reuse the start's Gram matrix), the rest in a
   # loop of traced length with row min(i, last).
@@ -303,17 +213,48 @@ def _traced(y, table, steps, g0, g0sq):
 
 
 _GRAM_FORM_MIN_ASPECT = 1.5
-_GRAM_FORM_MAX_STEPS = 6
+_ONE_BLOCK_MAX_STEPS = 6  # 32/64-bit: one Gram block is as accurate.
+_RESTART_EVERY = 2        # Otherwise: measured, see the module docstring.
 
 
-def _use_gram_form(m: int, n: int, dtype, steps: int, gram_form) -> bool:
+def _is_16bit(dtype) -> bool:
+  return jnp.dtype(dtype).itemsize < 4 and not jnp.issubdtype(
+      dtype, jnp.complexfloating)
+
+
+def _use_gram_form(m: int, n: int, dtype, steps: int, gram_form,
+                   gram_restart="auto") -> bool:
   if gram_form is not None:
     return bool(gram_form)
-  if jnp.dtype(dtype).itemsize < 4 and not jnp.issubdtype(
-      dtype, jnp.complexfloating):
-    return False
-  return (2 <= steps <= _GRAM_FORM_MAX_STEPS
-          and n >= _GRAM_FORM_MIN_ASPECT * m)
+  if gram_restart is None and (_is_16bit(dtype)
+                               or steps > _ONE_BLOCK_MAX_STEPS):
+    return False  # Without restarts only the measured-safe range.
+  return steps >= 2 and n >= _GRAM_FORM_MIN_ASPECT * m
+
+
+def check_gram_restart(gram_restart) -> None:
+  """Raise unless ``gram_restart`` is ``"auto"``, ``None`` or an int >= 1."""
+  if gram_restart is None or (isinstance(gram_restart, str)
+                              and gram_restart == "auto"):
+    return
+  if (isinstance(gram_restart, bool)
+      or not isinstance(gram_restart, (int, np.integer)) or gram_restart < 1):
+    raise ValueError(
+        f"gram_restart must be 'auto', None (never restart) or an int >= 1 "
+        f"(steps between re-formings of the Gram matrix), got "
+        f"{gram_restart!r}.")
+
+
+def restart_every(steps: int, dtype, gram_restart="auto") -> int:
+  """Steps per Gram block for ``gram_restart`` (see ``newton_schulz``): the
+  Gram matrix is re-formed from the iterate every this many steps."""
+  if gram_restart is None:
+    return steps
+  if gram_restart != "auto":
+    return min(int(gram_restart), steps)
+  if not _is_16bit(dtype) and steps <= _ONE_BLOCK_MAX_STEPS:
+    return steps
+  return min(_RESTART_EVERY, steps)
 
 
 def newton_schulz(
@@ -325,6 +266,7 @@ def newton_schulz(
     compute_dtype=None,
     norm: str = "frobenius",
     gram_form: bool | None = None,
+    gram_restart: int | str | None = "auto",
 ) -> jax.Array:
   r"""Approximate polar factor by a Newton–Schulz iteration.
 
@@ -339,8 +281,10 @@ def newton_schulz(
 
   Args:
     x: array of shape ``(..., m, n)``, real or complex.
-    steps: number of iterations: an int, ``None`` (5 for a named schedule,
-      the listed rows for a custom ``(steps, 3)`` array) or a traced integer
+    steps: number of iterations: an int, ``None`` (the schedule's own
+      ``steps`` if set, e.g. by ``polar_express_schedule``; else 5 for a
+      named schedule, the listed rows for a custom ``(steps, 3)`` array) or
+      a traced integer
       (``jit`` with a dynamic count: the steps after the first run in a
       ``fori_loop``, always in the direct form).
     coeffs: a schedule name (``"jordan"``, ``"polar_express"``, ``"cubic"``,
@@ -366,22 +310,27 @@ def newton_schulz(
     gram_form: ``True`` iterates on the m×m polynomial ``Q_k`` with
       ``X_k = Q_k X_0`` (fewer FLOPs when n ≫ m), ``False`` on ``X_k``
       itself; ``None`` uses the Gram form when n ≥ 1.5 m (after the
-      transpose), 2 ≤ steps ≤ 6 and the compute dtype has ≥ 32 bits. Same
-      iteration, reordered: equal results up to rounding, but the Gram form's
-      attainable accuracy is limited to about eps·κ², which matters only
-      for many steps on ill-conditioned inputs (see the module docstring).
-      Ignored with a traced step count.
+      transpose) and steps ≥ 2 (with ``gram_restart=None``: only up to 6
+      steps in 32/64 bits). Same iteration, reordered: equal results up to
+      rounding. Ignored with a traced step count.
+    gram_restart: steps between re-formings of the Gram matrix from the
+      current iterate (``X = Q X_0``, then ``A = X Xᴴ``) in the Gram form:
+      an int >= 1, ``None`` (never: one block, whose attainable accuracy
+      stalls past 6 steps) or ``"auto"`` (every 2 steps, or never for
+      <= 6 steps in 32/64 bits: the choice measured to keep the direct
+      form's accuracy, see the module docstring).
 
   Returns:
     Array of ``x``'s shape and dtype.
 
   Raises:
-    ValueError: ``x.ndim < 2``, non-float ``x``, bad ``steps``, ``coeffs`` or
-      ``norm``.
+    ValueError: ``x.ndim < 2``, non-float ``x``, bad ``steps``, ``coeffs``,
+      ``norm`` or ``gram_restart``.
   """
   x = check_matrix(x, "newton_schulz")
   if norm not in NS_NORMS:
     raise ValueError(f"norm={norm!r} is not allowed; allowed: {NS_NORMS}.")
+  check_gram_restart(gram_restart)
   plan = _plan(coeffs, steps)
   out_dtype = x.dtype
   dtype = jnp.dtype(compute_dtype) if compute_dtype is not None else x.dtype
@@ -406,8 +355,9 @@ def newton_schulz(
       last = table.shape[0] - 1
       rows = [tuple(table[min(i, last)]) for i in range(plan.steps)]
       y = _direct(y, rows, g0, g0sq)
-  elif _use_gram_form(m, n, dtype, len(rows), gram_form):
-    y = _gram(y, rows, g0, g0sq)
+  elif _use_gram_form(m, n, dtype, len(rows), gram_form, gram_restart):
+    every = restart_every(len(rows), dtype, gram_restart)
+    y = _gram_restarted(y, rows, g0, g0sq, every)
   else:
     y = _direct(y, rows, g0, g0sq)
   if tall:
@@ -417,23 +367,30 @@ def newton_schulz(
 
 def newton_schulz_flops(shape: Sequence[int], steps: int, *,
                         gram_form: bool | None = None, coeffs="jordan",
-                        dtype=jnp.float32, norm: str = "frobenius") -> int:
+                        dtype=jnp.float32, norm: str = "frobenius",
+                        gram_restart: int | str | None = "auto") -> int:
   """Real FLOPs (2 per multiply-add) of the matrix products that
   ``newton_schulz`` runs on an array of ``shape`` (the same choices of form
-  as ``newton_schulz`` with these arguments; complex inputs count 4× more;
-  the SVD of ``norm="spectral"`` is not counted).
+  and restarts as ``newton_schulz`` with these arguments; complex inputs
+  count 4× more; the SVD of ``norm="spectral"`` is not counted).
+
+  Direct form: ``s·4m²n + q·2m³`` (``q`` steps with ``c ≠ 0`` square A).
+  Gram form in ``R`` blocks (``R − 1`` restarts): each block forms ``A`` and
+  ``Q X`` (``4m²n``) and each step after a block's first forms ``Q A Qᴴ`` and
+  ``P Q`` (``3·2m³`` with the square): ``R·4m²n + (q + 3(s − R))·2m³``.
+  ``R = s`` is the direct form's count; a restart costs ``2m²(2n − 3m)``.
   """
+  check_gram_restart(gram_restart)
   *batch, m, n = shape
   m, n = min(m, n), max(m, n)
   rows = schedule_coeffs(coeffs, steps)
   s = len(rows)
   nb = int(np.prod(batch, dtype=np.int64))
-  sq = [c != 0.0 or (i == 0 and norm == "schatten8")
-        for i, (_, _, c) in enumerate(rows)]
-  if _use_gram_form(m, n, dtype, s, gram_form):
-    cubes = sum(sq) + (s - 1) + 2 * (s - 1)  # A_k², P·Q, Q A_0 Qᴴ.
-    total = 2 * 2 * m * m * n + cubes * 2 * m**3
-  else:
-    total = s * 2 * 2 * m * m * n + sum(sq) * 2 * m**3
+  squares = sum(c != 0.0 or (i == 0 and norm == "schatten8")
+                for i, (_, _, c) in enumerate(rows))
+  blocks = s
+  if _use_gram_form(m, n, dtype, s, gram_form, gram_restart):
+    blocks = -(-s // restart_every(s, dtype, gram_restart))
+  total = blocks * 4 * m * m * n + (squares + 3 * (s - blocks)) * 2 * m**3
   mult = 4 if jnp.issubdtype(dtype, jnp.complexfloating) else 1
   return int(nb * int(total) * mult)
