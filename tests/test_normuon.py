@@ -190,3 +190,25 @@ def test_scale_by_normuon_refuses_bad_arguments():
                         (dict(rms=-1.0), "rms=-1.0")):
     with pytest.raises(ValueError, match=match):
       nm.scale_by_normuon(**kwargs)
+
+
+def test_train_normuon_arm_balances_neurons_on_its_first_step(rng):
+  """train-gpt's normuon arm: at step 1, v = (1 − β2)·(each neuron's mean
+  square), so within a layer every output column of Ô has the same norm (up
+  to ε)."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  T = importlib.import_module("spectral_jax.training.train")
+  cfg = T.preset("cpu-small", optimizer="normuon", warmup_steps=0)
+  params = {"blocks": {"w": jnp.asarray(rng.standard_normal((2, 8, 12)),
+                                        jnp.float32)},
+            "wte": {"embedding": jnp.asarray(rng.standard_normal((5, 8)),
+                                             jnp.float32)}}
+  grads = jax.tree.map(
+      lambda p: jnp.asarray(rng.standard_normal(p.shape), jnp.float32), params)
+  tx = T.make_optimizer(cfg, params)
+  upd, _ = tx.update(grads, tx.init(params), params)
+  cols = np.linalg.norm(np.asarray(upd["blocks"]["w"], np.float64), axis=1)
+  # float32: a few roundings per entry; columns of Muon's own update differ
+  # by 10-50 %.
+  np.testing.assert_allclose(cols / cols.mean(axis=1, keepdims=True), 1.0,
+                             rtol=1e-5)

@@ -192,3 +192,60 @@ def test_bad_alpha_maxima_and_params_are_refused():
     qk.qk_clip({"attn": {"q": params["attn"]["q"]}}, maxima, 1.0)
   with pytest.raises(ValueError, match=r"n_head=3"):
     qk.qk_clip(params, {"attn": {"logit_max": (jnp.ones((3,)),)}}, 1.0)
+
+
+# ------------------------------------------------------------ train-gpt hook
+def _train_lib():
+  import importlib  # pylint: disable=g-import-not-at-top
+  return importlib.import_module("spectral_jax.training.train")
+
+
+def _tiny_config(**kw):
+  base = dict(n_layer=2, n_head=2, d_model=16, context=16, batch_size=4,
+              steps=8, log_every=2, eval_every=4, val_batches=1,
+              track_every=0, warmup_steps=0, momentum_warmup_steps=4)
+  return _train_lib().preset("cpu-small", **{**base, **kw})
+
+
+def test_train_step_clips_after_the_update(rng):
+  T = _train_lib()
+  cfg = _tiny_config(optimizer="normuon")
+  graphdef, params, rest = T.init_model(cfg, 256)
+  x = jnp.asarray(rng.integers(0, 256, size=(4, 16)))
+  y = jnp.asarray(rng.integers(0, 256, size=(4, 16)))
+  maxima = jax.jit(lambda p: qk.capture_logit_max(
+      nnx.merge(graphdef, p, rest), x)[1])(params)
+  tau = float(np.median(_max(maxima)))  # about half the heads over τ
+  tx = T.make_optimizer(cfg, params)
+  state = T.TrainState(params, tx.init(params), jnp.zeros(2, jnp.uint32))
+  plain, _ = jax.jit(T.make_train_step(graphdef, tx))(state, rest, x, y)
+  clipped, _ = jax.jit(T.make_train_step(graphdef, tx, tau))(state, rest, x, y)
+  want = qk.qk_clip(plain.params, maxima, tau)
+  # Two jit programs of the same float32 arithmetic: reductions may be
+  # ordered differently (~1e-6 relative in the gradients); the update enters
+  # the weights times lr = 0.02, so 1e-5 of the weights' scale is loose.
+  for name in "qk":
+    got = np.asarray(clipped.params["blocks"]["attn"][name]["kernel"])
+    ref = np.asarray(want["blocks"]["attn"][name]["kernel"])
+    unclipped = np.asarray(plain.params["blocks"]["attn"][name]["kernel"])
+    np.testing.assert_allclose(got, ref, atol=1e-5 * np.abs(ref).max())
+    assert np.max(np.abs(got - unclipped)) > 1e-3 * np.abs(ref).max()
+
+
+def test_qk_clip_trains_with_falling_loss(tmp_path):
+  from spectral_jax.training import data as D  # pylint: disable=g-import-not-at-top
+  text = ("def f(x):\n    return x * 2 + 1\n" * 40).encode()
+  arr = np.frombuffer(text, np.uint8)
+  data = D.TokenData("tiny", 256, (arr[:1000],), (arr[1000:],))
+  summary = _train_lib().train(
+      _tiny_config(optimizer="normuon", qk_clip=1.0), tmp_path, data=data,
+      progress=False, plots=False)
+  rows = _train_lib().read_metrics(tmp_path)
+  val = [r["val_loss"] for r in rows if "val_loss" in r]
+  assert summary["final_val_loss"] == val[-1] < val[0]
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_config_refuses_bad_qk_clip(value):
+  with pytest.raises(ValueError, match="qk_clip"):
+    _tiny_config(qk_clip=value)
