@@ -70,7 +70,7 @@ def scale_by_normuon(
 
   Read each matrix leaf as ``O ∈ R^{fan_in × fan_out}`` (per batch slice) and
   keep, for every output neuron ``j``, a running mean of its squared entries
-  (arXiv:2510.05491, §3, Algorithm 1, lines 6–9):
+  (arXiv:2510.05491, §3 and its Algorithm 1):
 
   .. math::
     v_t = \beta_2 v_{t-1} + (1-\beta_2)\,\tfrac{1}{\text{fan\_in}}
@@ -197,7 +197,7 @@ def normuon(
     ``N`` keeps the orthogonalised update's Frobenius norm and ``s`` is
     ``muon``'s width scaling (the NorMuon authors' released code);
   * ``consistent_rms=ρ`` (or ``adjust_lr='match_rms_adamw'``, ``ρ = 0.2``):
-    ``N`` rescales to RMS ``ρ`` exactly (the paper's line 9,
+    ``N`` rescales to RMS ``ρ`` exactly (Algorithm 1's step size
     ``η̂ = 0.2η√(mn)/‖Ô‖_F``) and ``s = 1``. On an exactly orthogonal
     full-rank factor this is ``muon``'s ``ρ√max(m, n)`` scaling.
 

@@ -6,7 +6,7 @@ and the authors' released update:
   v   ← β2·v + (1 − β2)·mean_in(O ⊙ O)           (one entry per output neuron)
   Ô   ← O / (√v + ε)                             (each neuron's row/column)
   u   ← Ô·‖O‖_F/‖Ô‖_F, then Muon's √max(1, out/in)   (authors' code)
-   or ← Ô·0.2·√(out·in)/‖Ô‖_F                          (Algorithm 1, line 9)
+   or ← Ô·0.2·√(out·in)/‖Ô‖_F                          (Algorithm 1's step size)
   W   ← W·(1 − lr·wd) − lr·u
 
 Tolerances: float64 1e-6 (the issue's bound; measured ~1e-15). float32: the
@@ -90,7 +90,7 @@ def test_normuon_matches_numpy_rule(rng, dtype, tol, nesterov, rms):
   assert _rel_err(_run(tx, ws, grads, dtype), want) <= tol
 
 
-def test_match_rms_adamw_is_the_papers_line_9(rng):
+def test_match_rms_adamw_is_the_papers_step_size(rng):
   shapes = [(12, 20), (16, 8)]
   ws = [rng.standard_normal(s) for s in shapes]
   grads = [[rng.standard_normal(s) for s in shapes] for _ in range(3)]
