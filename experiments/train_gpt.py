@@ -6,6 +6,8 @@ Examples::
   spectral-jax train-gpt --out /tmp/gpt --optimizer adamw --steps 200
   spectral-jax train-gpt --out /tmp/gpt --resume              # continue a run
   spectral-jax train-gpt --out /tmp/cmp --compare adamw,muon,specgd
+  spectral-jax train-gpt --out /tmp/gpt --optimizer normuon   # NorMuon
+  spectral-jax train-gpt --out /tmp/gpt --qk-clip 100         # + QK-clip, τ = 100
   spectral-jax train-gpt --preset gpt2-small --data fineweb10B/ --out runs/124m
 
 Every field of :class:`spectral_jax.training.train.TrainConfig` is a flag

@@ -38,6 +38,13 @@ parameter                     sown ``'inputs'`` (rows = tokens)
 With ``tie_embeddings`` there is no ``lm_head``; the shared table is paired
 with the token indicators only.
 
+Attention logit maxima (for QK-clip, :mod:`spectral_jax.qk_clip`): every
+attention module sows ``S_max``, the largest logit ``q·k/√d_head`` of each
+head over the batch and the causal pairs, shape ``(n_head,)`` per layer
+(``(n_layer, n_head)`` once stacked), as ``layers.AttentionLogitMax`` under
+the name ``'logit_max'``. Only ``nnx.capture(model, AttentionLogitMax)``
+collects it; the activation captures above do not see it.
+
 References:
   Karpathy, nanoGPT (github.com/karpathy/nanoGPT).
   Jordan et al., modded-nanogpt (github.com/KellerJordan/modded-nanogpt).
@@ -149,6 +156,8 @@ class CausalSelfAttention(nnx.Module):
     scores = _at_least_f32(jnp.einsum("bqhc,bkhc->bhqk", q, k)) / jnp.sqrt(hd)
     causal = jnp.tril(jnp.ones((t, t), bool))
     scores = jnp.where(causal, scores, -jnp.inf)
+    layers.sow(self, "logit_max", jax.lax.stop_gradient(
+        jnp.max(scores, axis=(0, 2, 3))), kind=layers.AttentionLogitMax)
     p = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     h = jnp.einsum("bhqk,bkhc->bqhc", p, v).reshape(b, t, d)
     layers.sow(self.o, "inputs", a)

@@ -21,12 +21,24 @@ from flax import nnx
 Initializer = Callable[..., jax.Array]
 
 
-def sow(module: nnx.Module, name: str, value) -> None:
-  """``module.sow(nnx.Intermediate, name, value)``, but only inside ``nnx.capture``."""
+class AttentionLogitMax(nnx.Intermediate):
+  """Per-head maxima of an attention module's logits, sown as ``'logit_max'``
+  (shape ``(..., n_head)``) by a module owning ``q`` and ``k`` projections.
+  A type of its own: only ``nnx.capture(model, AttentionLogitMax)`` collects
+  it (:mod:`spectral_jax.qk_clip`)."""
+
+
+def sow(module: nnx.Module, name: str, value, kind=nnx.Intermediate) -> None:
+  """``module.sow(kind, name, value)``, but only inside ``nnx.capture``.
+
+  ``kind``: the variable type; ``nnx.capture(model, T)`` collects only values
+  sown with type exactly ``T``, so a subclass of ``nnx.Intermediate`` keeps a
+  value out of the activation captures (``capture(model, nnx.Intermediate)``).
+  """
   # ``nnx.capture`` marks every submodule with ``__captures__`` for the duration
   # of the call; without it, ``Module.sow`` would store (deprecated) state.
   if hasattr(module, "__captures__"):
-    module.sow(nnx.Intermediate, name, value)
+    module.sow(kind, name, value)
 
 
 def torch_uniform(key, shape, dtype=jnp.float32) -> jax.Array:

@@ -19,6 +19,13 @@ Optimizers (same data order for all: batches are a function of (seed, step)):
     0.85 → 0.95, learning rate warmup / constant / linear cooldown.
   * ``specgd``: the spectral step ``‖G‖_* polar(G)`` on the hidden matrices,
     AdamW elsewhere.
+  * ``normuon``: ``muon`` with NorMuon's neuron-wise normalisation after the
+    orthogonalisation (:mod:`spectral_jax.normuon`, arXiv:2510.05491).
+
+``qk_clip=τ > 0`` (any optimizer): after every update, the query and key
+kernels of each head whose largest attention logit in that step's forward
+pass exceeded τ are scaled by √(τ/S_max) (Kimi K2's QK-clip,
+:mod:`spectral_jax.qk_clip`).
 
 Tracking runs a separate jitted function on tracked steps only (one extra
 forward/backward on the step's batch, with activations captured through
@@ -55,6 +62,8 @@ from flax import nnx
 import spectral_jax
 from spectral_jax import labels
 from spectral_jax import linalg
+from spectral_jax import normuon as normuon_lib
+from spectral_jax import qk_clip as qk_lib
 from spectral_jax.training import checkpoint as ckpt_lib
 from spectral_jax.training import data as data_lib
 from spectral_jax.training import sharding as shard_lib
@@ -74,7 +83,7 @@ __all__ = [
     "train",
 ]
 
-OPTIMIZERS = ("adamw", "muon", "specgd")
+OPTIMIZERS = ("adamw", "muon", "specgd", "normuon")
 
 # Parameters whose path contains one of these are never "hidden" matrices:
 # they meet one-hot or vocabulary-sized activations (paper §1.2.1: Muon on
@@ -94,6 +103,7 @@ class TrainConfig:
   ``warmup_steps``, ``cooldown_frac`` and ``final_lr_frac`` (the shared
   warmup / constant / linear-cooldown multiplier), Muon momentum warmed up
   from ``momentum_start`` to ``momentum`` over ``momentum_warmup_steps``.
+  ``qk_clip``: QK-clip's logit threshold τ (0 = off; any optimizer).
   Bookkeeping: ``track_every``, ``eval_every``, ``log_every``,
   ``ckpt_every`` (0 = off), ``val_batches``.
   """
@@ -127,6 +137,7 @@ class TrainConfig:
   momentum: float = 0.95
   momentum_warmup_steps: int = 100
   ns_steps: int = 5
+  qk_clip: float = 0.0  # τ of QK-clip; 0 = off.
   # Bookkeeping.
   log_every: int = 10
   eval_every: int = 50
@@ -160,7 +171,7 @@ class TrainConfig:
       if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
         raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
     for name in ("adamw_lr", "embed_lr", "muon_lr", "specgd_lr",
-                 "weight_decay"):
+                 "weight_decay", "qk_clip"):
       value = getattr(self, name)
       if not (isinstance(value, (int, float)) and math.isfinite(value)
               and value >= 0):
@@ -287,10 +298,22 @@ def make_optimizer(config: TrainConfig, params) -> optax.GradientTransformation:
             learning_rate=lambda t: config.muon_lr * mult(t),
             beta=momentum_schedule(config), ns_steps=config.ns_steps,
             muon_weight_dimension_numbers=dims)
+  elif config.optimizer == "normuon":
+    hidden = make_normuon(config, dims, mult)
   else:
     hidden = spectral_jax.specgd(
         lambda t: config.specgd_lr * mult(t), weight_dimension_numbers=dims)
   return optax.partition({"hidden": hidden, "other": other}, param_labels)
+
+
+def make_normuon(config: TrainConfig, dims, mult) -> optax.GradientTransformation:
+  """NorMuon on the hidden matrices: the ``muon`` arm's learning rate and
+  momentum schedule, NorMuon's β2 = 0.95 (arXiv:2510.05491)."""
+  return optax.inject_hyperparams(normuon_lib.normuon, static_args=(
+      "muon_weight_dimension_numbers", "ns_steps", "nesterov"))(
+          learning_rate=lambda t: config.muon_lr * mult(t),
+          beta=momentum_schedule(config), ns_steps=config.ns_steps,
+          muon_weight_dimension_numbers=dims)
 
 
 # --------------------------------------------------------------------------
@@ -339,17 +362,38 @@ def make_loss_fn(graphdef):
   return loss_fn
 
 
-def make_train_step(graphdef, tx):
-  """``step(state, rest, x, y) -> (state, loss)``, unjitted."""
+def make_train_step(graphdef, tx, qk_clip: float = 0.0):
+  """``step(state, rest, x, y) -> (state, loss)``, unjitted.
+
+  ``qk_clip = τ > 0``: the forward pass also collects each head's largest
+  attention logit, and the updated params go through
+  :func:`spectral_jax.qk_clip.qk_clip` with those maxima.
+  """
   loss_fn = make_loss_fn(graphdef)
+  if qk_clip:
+    loss_fn = _with_logit_max(graphdef)
 
   def step(state: TrainState, rest, x, y):
-    loss, grads = jax.value_and_grad(loss_fn)(state.params, rest, x, y)
+    out, grads = jax.value_and_grad(loss_fn, has_aux=bool(qk_clip))(
+        state.params, rest, x, y)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    loss = out
+    if qk_clip:  # QK-clip after the optimizer step (Kimi K2, Algorithm 1).
+      loss, maxima = out
+      params = qk_lib.qk_clip(params, maxima, qk_clip)
     return state._replace(params=params, opt_state=opt_state), loss
 
   return step
+
+
+def _with_logit_max(graphdef):
+  """``(params, rest, x, y) -> (loss, per-head attention-logit maxima)``."""
+  def loss_fn(params, rest, x, y):
+    model = nnx.merge(graphdef, params, rest)
+    logits, maxima = qk_lib.capture_logit_max(model, x)
+    return _loss(logits, y), maxima
+  return loss_fn
 
 
 def make_track_fn(graphdef):
@@ -561,7 +605,8 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
                      jax.random.key_data(jax.random.key(config.seed)))
   state_shardings = jax.tree.map(lambda a: a.sharding, state)
 
-  step_fn = jax.jit(make_train_step(graphdef, tx), donate_argnums=(0,),
+  step_fn = jax.jit(make_train_step(graphdef, tx, config.qk_clip),
+                    donate_argnums=(0,),
                     out_shardings=(state_shardings, None))
   eval_fn = jax.jit(make_loss_fn(graphdef))
   track_fn = make_track_fn(graphdef)
