@@ -37,6 +37,7 @@ import spectral_jax
 from experiments import report
 from spectral_jax import curvature
 from experiments.lib import image_data
+from experiments.lib import thresholds
 from spectral_jax import labels
 from spectral_jax.models.cnn import CNN
 from spectral_jax.models.mlp import MLP
@@ -247,7 +248,7 @@ def init_curvature(model, apply, data, specs, *, iters: int, seed: int,
                                              key=key))
     g = _get(grads, path)
     g2 = _as_matrix(g, spec)
-    sbar = float(curvature.average_singular_value(g2))
+    sbar = float(thresholds.average_singular_value(g2))
     smax = float(spectral_jax.linalg.singular_values(g2)[0])
     out[name] = {"lambda_max": lam, "sigma_bar": sbar, "sigma_max": smax,
                  "gd_threshold": 2 / lam if lam > 0 else None,

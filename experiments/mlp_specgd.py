@@ -26,10 +26,12 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from experiments import report
 from spectral_jax import linalg
+from spectral_jax import transforms
 from spectral_jax.models.mlp import MLP
 
 NAME = "mlp_specgd"
@@ -117,10 +119,10 @@ def _make_step(graphdef, treedef, spectral: tuple[int, ...], method: str,
       st.append(fro2_a / op2_a)
       g_fro2.append(jnp.sum(g * g))
       if i in spectral:
-        p = linalg.polar(g, method)
-        # ‖G‖_* = ⟨polar(G), G⟩: the nuclear norm comes free with the polar.
-        nuc = jnp.vdot(p, g)
-        new.append(w - lr * n * nuc / fro2_a * p)
+        # The library's SpecGD direction ‖G‖_* polar(G) (L = 1), stepped
+        # with L_op = ‖A‖_F²/n.
+        d, _ = transforms.scale_by_specgd(method).update(g, optax.EmptyState())
+        new.append(w - lr * n / fro2_a * d)
       else:
         new.append(w - lr * n / op2_a * g)
     # nr(G_ℓ) needs an SVD per layer: logged every log_every steps only

@@ -113,7 +113,8 @@ def claim(id: str, experiment: str, claim: str, paper: str, measured: Any,
   """One row of the claims table.
 
   Args:
-    id: claim id, e.g. ``"C11a"`` (SPEC §5 number plus a letter).
+    id: claim id, e.g. ``"C11a"`` (the claim's number in the reproduction
+      plan plus a letter).
     experiment: the experiment's ``NAME``.
     claim: the statement checked, in words.
     paper: the paper's value or statement; SPEC's calibration numbers are

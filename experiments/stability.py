@@ -8,8 +8,9 @@ Muon's exact 2‖G‖_*/⟨O,H[O]⟩ and its worst-case bound 2σ̄(G)/λ_max �
 sweep constant steps η = c·2/λ_max for GD and for Muon with the exact polar
 factor and no momentum, W ← W − η polar(∇L(W)).
 
-The thresholds are SPEC §3.2's reconstruction [R] of paper 2 (only its abstract
-and a quoted formula are available).
+The thresholds are a reconstruction [R] of paper 2 (Nguyen et al.,
+arXiv:2605.13079; only its abstract and a quoted formula are available), in
+experiments/lib/thresholds.py.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from experiments import report
 from spectral_jax import curvature
 from spectral_jax import linalg
 from experiments.lib import random_features as rf
+from experiments.lib import thresholds
 
 NAME = "stability"
 TITLE = "Paper 2: Muon's stable learning rate (RF-ReLU quadratic)"
@@ -90,9 +92,9 @@ def run(config: Config, out_dir: str) -> dict:
     g = rf.rf_grad(w0, a, y)
     o = linalg.polar(g)
     eta_gd_bound = 2.0 / lam_hvp
-    eta_gd_exact = float(curvature.step_threshold(loss, w0, g))
-    eta_mu_exact = float(curvature.step_threshold(loss, w0, o))
-    sbar = float(curvature.average_singular_value(g))
+    eta_gd_exact = float(thresholds.step_threshold(loss, w0, g))
+    eta_mu_exact = float(thresholds.step_threshold(loss, w0, o))
+    sbar = float(thresholds.average_singular_value(g))
     eta_mu_bound = 2.0 * sbar / lam_hvp
     etas = np.asarray(config.multipliers) * eta_gd_bound
     gd, mu = _sweep(a, y, etas, config.steps)
@@ -179,7 +181,7 @@ def run(config: Config, out_dir: str) -> dict:
       report.claim(
           "C22a", NAME,
           "Muon's exact one-step threshold 2‖G‖_*/⟨O,H[O]⟩ ≥ 2σ̄(G)/λ_max",
-          "always (derivation [R], SPEC §3.2)",
+          "always (derivation [R] from paper 2's abstract)",
           ", ".join(f"{s['eta_mu_exact']:.3g} ≥ {s['eta_mu_bound']:.3g}"
                     for s in s0), bound_ok, "inequality at W_0 = 0, each seed"),
       report.claim(
@@ -204,7 +206,7 @@ def run(config: Config, out_dir: str) -> dict:
       f"(σ̄ = {s['sbar']:.3g}, σ_max = {s['sigma_max']:.3g}). "
       "GD diverges for every c > 1 and Muon stays bounded at every c, "
       "oscillating at a loss level that grows with η. "
-      "**Reconstruction:** the threshold formulas are SPEC §3.2 [R] (paper 2's "
+      "**Reconstruction:** the threshold formulas are reconstructed [R] (paper 2's "
       "full text is unavailable); Muon here is W ← W − η polar(∇L), exact polar "
       "(eigh route, float64), no momentum. Max loss is over steps 1..T.")
   return {"claims": claims, "figures": [fig_path], "summary": summary,

@@ -1,14 +1,15 @@
 r"""The condition-gated optimizer: spectral where nr(G) ≥ st(A), Euclidean elsewhere.
 
-Davis & Drusvyatskiy's layerwise condition (SPEC (4.18)) says, for each weight
-matrix separately, which of the two steps has the larger one-step guarantee:
+Davis & Drusvyatskiy's layerwise condition (arXiv:2512.04299, (4.18)) says,
+for each weight matrix separately, which of the two steps has the larger
+one-step guarantee:
 
 .. math::
   \text{spectral step on } W_ℓ \iff nr(G_ℓ) \ge m \cdot st(A_{ℓ-1}),
 
 with margin ``m = 1`` (the guarantee) or ``m = 2`` (the realized loss is
-guaranteed lower). :func:`gated_spectral` applies that rule per matrix (per
-layer of a stacked matrix) at every step. ``nr(G)`` is read off the incoming
+guaranteed lower). :func:`scale_by_gated_spectral` applies that rule per
+matrix (per layer of a stacked matrix) at every step. ``nr(G)`` is read off the incoming
 updates (put it first in a chain so they are the raw gradients); ``st(A)``
 comes from the activations, which an optimizer never sees, so the user supplies
 it: per step through optax's extra arguments,
@@ -42,15 +43,15 @@ from spectral_jax import transforms
 
 __all__ = [
     "GatedSpectralState",
-    "gated_spectral",
+    "scale_by_gated_spectral",
     "gated_specgd",
     "stable_rank_tree",
 ]
 
 
 class GatedSpectralState(NamedTuple):
-  """State of :func:`gated_spectral`. Matrix leaves hold arrays of the leaf's
-  leading (layer) shape; other leaves hold ``None``."""
+  """State of :func:`scale_by_gated_spectral`. Matrix leaves hold arrays of
+  the leaf's leading (layer) shape; other leaves hold ``None``."""
   count: jax.Array         # shape=(), dtype=jnp.int32.
   stable_rank: Any         # st(A) used at the last step (user-supplied), float32.
   nuclear_rank: Any        # nr(G) of the last step's incoming updates, float32.
@@ -67,7 +68,7 @@ def _lead(x) -> tuple[int, ...]:
   return tuple(jnp.shape(x)[:-2])
 
 
-def gated_spectral(
+def scale_by_gated_spectral(
     spectral: optax.GradientTransformation | None = None,
     euclidean: optax.GradientTransformation | None = None,
     *,
@@ -166,11 +167,11 @@ def gated_spectral(
 
 
 def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
-                 margin: float = 1.0, method: str = "svd",
+                 margin: float = 1.0, polar_method: str = "svd",
                  lipschitz: float | None = None) -> optax.GradientTransformation:
   r"""``W ← W − η·(‖G‖_*/L) polar(G)`` where nr(G) ≥ m·st(A), else ``W − η G``.
 
-  :func:`gated_spectral` with SpecGD and plain gradient steps, then the
+  :func:`scale_by_gated_spectral` with SpecGD and plain gradient steps, then the
   learning rate. Pass ``stable_rank=`` to ``update`` at every step (see the
   module docstring).
   """
@@ -178,9 +179,9 @@ def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
   checks.check_range("learning_rate", learning_rate, 0.0,
                           what="a finite number >= 0 or a schedule")
   return optax.chain(
-      gated_spectral(
+      scale_by_gated_spectral(
           transforms.scale_by_specgd(
-              method, lipschitz,
+              polar_method, lipschitz,
               weight_dimension_numbers=labels.stacked_dimension_numbers),
           optax.identity(), margin=margin),
       optax.scale_by_learning_rate(learning_rate))
