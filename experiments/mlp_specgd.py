@@ -288,7 +288,8 @@ def _fig_e5(c, e5_init, e5_small, e5_large, out_dir):
   return report.save_figure(fig, os.path.join(out_dir, "fig17_fig18_swiglu.png"))
 
 
-def _claims(c, e4, e5_init, e5_small, e5_large):
+def _e4_claims(c, e4):
+  """C18–C19b (ReLU² MLP): ``(claims, metrics)``."""
   E = NAME
   gd, sd = e4["gd"], e4["specgd"]
   st_rng = [(float(gd["st"][:, i].min()), float(gd["st"][:, i].max()))
@@ -326,10 +327,18 @@ def _claims(c, e4, e5_init, e5_small, e5_large):
           loss_pts[t100][1] * 10 <= loss_pts[t100][0] if t100 in loss_pts
           else None, f"SpecGD ≤ GD/10 at t = {t100}"),
   ]
+  metrics = {"st_range_gd": st_rng, "nr0": nr0, "nr_peak": nr_peak,
+             "loss_checkpoints": {str(t): v for t, v in loss_pts.items()},
+             "st0": st0}
+  return claims, metrics
+
+
+def _e5_claims(c, e5_init, e5_small, e5_large, relu2_st0):
+  """C20a–e (SwiGLU MLP): ``(claims, metrics)``."""
+  E = NAME
   ns = list(e5_init)
   st_init_small = e5_init[ns[0]]
   st_init_large = e5_init[ns[-1]]
-  relu2_st0 = max(st0)
   small_final = {k: _finite_final(v) for k, v in e5_small.items()}
   gd_ok, gd_fin = small_final["gd"]
   stable_sd = {k: f for k, (ok, f) in small_final.items()
@@ -344,7 +353,7 @@ def _claims(c, e4, e5_init, e5_small, e5_large):
                if np.all(np.isfinite(v["loss"]))]
   st3_large = [float(v["st"][-1, 2]) for v in e5_large.values()
                if np.all(np.isfinite(v["loss"]))]
-  claims += [
+  claims = [
       report.claim(
           "C20a", E, "SwiGLU hidden-layer stable ranks at init grow with the "
           "batch size n (Fig. 17)",
@@ -391,11 +400,13 @@ def _claims(c, e4, e5_init, e5_small, e5_large):
           bool(st3_final) and max(st3_final) <= 6,
           f"final st(A₃) ≤ 6 in every finite n={c.swiglu_n_small} run"),
   ]
-  metrics = {
-      "e4": {"st_range_gd": st_rng, "nr0": nr0, "nr_peak": nr_peak,
-             "loss_checkpoints": {str(t): v for t, v in loss_pts.items()}},
-      "e5": {"st_init": {str(n): v for n, v in e5_init.items()},
+  metrics = {"st_init": {str(n): v for n, v in e5_init.items()},
              "small_final": {k: v[1] for k, v in small_final.items()},
-             "large_final": {"gd": lg[1], "specgd": ls_[1]}},
-  }
+             "large_final": {"gd": lg[1], "specgd": ls_[1]}}
   return claims, metrics
+
+
+def _claims(c, e4, e5_init, e5_small, e5_large):
+  c4, m4 = _e4_claims(c, e4)
+  c5, m5 = _e5_claims(c, e5_init, e5_small, e5_large, max(m4.pop("st0")))
+  return c4 + c5, {"e4": m4, "e5": m5}
