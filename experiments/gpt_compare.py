@@ -2,8 +2,8 @@
 
 Trains the byte-level GPT of ``spectral_jax.training`` on the standard-library
 corpus once per optimizer (same initialisation, same batches) and checks, at
-CPU scale, SPEC §5 claims 27 (paper 3: Muon beats AdamW; Muon-trained weights
-keep a higher stable rank) and 28 (paper 1: MLP activations before and after
+CPU scale, claims 27 (paper 3, arXiv:2606.08388: Muon beats AdamW; Muon-trained weights
+keep a higher stable rank) and 28 (paper 1, arXiv:2512.04299, Figure 2: MLP activations before and after
 ReLU² keep O(1) stable rank while the gradients' nuclear ranks stay larger).
 The paper's runs are 124M-parameter models on FineWeb with GPUs; this is the
 0.85M-parameter ``cpu-small`` model for a few hundred steps, so it tests the
