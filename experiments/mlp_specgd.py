@@ -333,27 +333,13 @@ def _e4_claims(c, e4):
   return claims, metrics
 
 
-def _e5_claims(c, e5_init, e5_small, e5_large, relu2_st0):
-  """C20a–e (SwiGLU MLP): ``(claims, metrics)``."""
+def _e5_init_claims(c, e5_init, relu2_st0) -> list[dict]:
+  """C20a–b: SwiGLU stable ranks at init, against n and against ReLU²."""
   E = NAME
   ns = list(e5_init)
   st_init_small = e5_init[ns[0]]
   st_init_large = e5_init[ns[-1]]
-  small_final = {k: _finite_final(v) for k, v in e5_small.items()}
-  gd_ok, gd_fin = small_final["gd"]
-  stable_sd = {k: f for k, (ok, f) in small_final.items()
-               if k != "gd" and ok}
-  best_sd = min(stable_sd.values()) if stable_sd else None
-  diverged = [k for k, (ok, _) in small_final.items() if not ok]
-  lg, ls_ = _finite_final(e5_large["gd"]), _finite_final(e5_large["specgd"])
-  ratio_large = lg[1] / ls_[1] if lg[0] and ls_[0] and ls_[1] > 0 else None
-  # Judged on the small-n runs (the Fig. 18a setting, trained long enough);
-  # the short large-n runs are shown alongside.
-  st3_final = [float(v["st"][-1, 2]) for v in e5_small.values()
-               if np.all(np.isfinite(v["loss"]))]
-  st3_large = [float(v["st"][-1, 2]) for v in e5_large.values()
-               if np.all(np.isfinite(v["loss"]))]
-  claims = [
+  return [
       report.claim(
           "C20a", E, "SwiGLU hidden-layer stable ranks at init grow with the "
           "batch size n (Fig. 17)",
@@ -370,6 +356,27 @@ def _e5_claims(c, e5_init, e5_small, e5_large, relu2_st0):
           f"ReLU² max {relu2_st0:.3g}",
           min(e5_init.get(c.swiglu_n_small, st_init_small)[:2])
           > 3 * relu2_st0, "st(A₁), st(A₂) > 3 × ReLU²'s largest"),
+  ]
+
+
+def _e5_claims(c, e5_init, e5_small, e5_large, relu2_st0):
+  """C20a–e (SwiGLU MLP): ``(claims, metrics)``."""
+  E = NAME
+  small_final = {k: _finite_final(v) for k, v in e5_small.items()}
+  gd_ok, gd_fin = small_final["gd"]
+  stable_sd = {k: f for k, (ok, f) in small_final.items()
+               if k != "gd" and ok}
+  best_sd = min(stable_sd.values()) if stable_sd else None
+  diverged = [k for k, (ok, _) in small_final.items() if not ok]
+  lg, ls_ = _finite_final(e5_large["gd"]), _finite_final(e5_large["specgd"])
+  ratio_large = lg[1] / ls_[1] if lg[0] and ls_[0] and ls_[1] > 0 else None
+  # Judged on the small-n runs (the Fig. 18a setting, trained long enough);
+  # the short large-n runs are shown alongside.
+  st3_final = [float(v["st"][-1, 2]) for v in e5_small.values()
+               if np.all(np.isfinite(v["loss"]))]
+  st3_large = [float(v["st"][-1, 2]) for v in e5_large.values()
+               if np.all(np.isfinite(v["loss"]))]
+  claims = _e5_init_claims(c, e5_init, relu2_st0) + [
       report.claim(
           "C20c", E, f"Small batch (n = {c.swiglu_n_small}): block-SpecGD beats "
           "GD by orders of magnitude",
