@@ -227,7 +227,7 @@ def test_scale_by_polar_newton_schulz_schedules(rng):
     out, _ = spectral_jax.scale_by_polar(
         "newton_schulz", ns_coeffs=coeffs, ns_steps=8).update(g, None)
     err[coeffs] = np.linalg.norm(out - want) / np.linalg.norm(want)
-  # Polar Express converges; Jordan's quintic plateaus (SPEC §1.1).
+  # Polar Express converges; Jordan's quintic plateaus (arXiv:2505.16932).
   assert err["polar_express"] < 0.02 < 0.05 < err["jordan"], err
 
 
