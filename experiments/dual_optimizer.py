@@ -9,8 +9,8 @@ initialization the Hessian λ_max (power iteration on HVPs) of the whole
 network and of each Muon layer with the thresholds 2/λ_max and 2σ̄(G)/λ_max.
 
 Default data: scikit-learn's digits (8×8). ``--data DIR`` reads CIFAR-10
-python batches. The protocol is SPEC §3.3's reconstruction [R]: paper 2's
-CIFAR-Net, grid, batch size and epochs are not public.
+python batches. The protocol is a reconstruction [R]: paper 2's (Nguyen et
+al., arXiv:2605.13079) CIFAR-Net, grid, batch size and epochs are not public.
 
 Every learning rate of the grid trains in one ``jax.vmap``-ed run: each
 optimizer here is linear in its learning rate (``tx(η) = η · tx(1)``), so η is
@@ -37,6 +37,7 @@ import spectral_jax
 from experiments import report
 from spectral_jax import curvature
 from experiments.lib import image_data
+from experiments.lib import thresholds
 from spectral_jax import labels
 from spectral_jax.models.cnn import CNN
 from spectral_jax.models.mlp import MLP
@@ -44,7 +45,7 @@ from spectral_jax.models.mlp import MLP
 NAME = "dual_optimizer"
 TITLE = "Paper 2: SGD vs Muon-on-hidden at identical learning rates"
 
-_is_spec = lambda x: x is None or isinstance(x, labels.MuonDimensionNumbers)
+is_spec = lambda x: x is None or isinstance(x, labels.MuonDimensionNumbers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,23 +101,16 @@ def muon_hidden_sgd_rest(config: Config, specs, *,
   Both branches at learning rate 1 (the sweep scales them by η), unless
   ``sgd_lr`` fixes the SGD branch's own step.
   """
-  param_labels = lambda p: jax.tree.map(
-      lambda s, sub: jax.tree.map(lambda _: "sgd" if s is None else "muon",
-                                  sub), specs, p, is_leaf=_is_spec)
-  # Inside the partition the Muon branch sees MaskedNode at SGD leaves.
-  dims = lambda p: jax.tree.map(
-      lambda s, sub: optax.MaskedNode() if s is None else s, specs, p,
-      is_leaf=_is_spec)
-  muon = optax.chain(
-      spectral_jax.scale_by_muon(beta=config.muon_beta, nesterov=True,
-                                 weight_dimension_numbers=dims,
-                                 polar_method=polar_method),
-      spectral_jax.scale_by_shape(weight_dimension_numbers=dims),
-      optax.scale_by_learning_rate(1.0))
-  return optax.partition({"muon": muon,
-                          "sgd": optax.sgd(sgd_lr,
-                                           momentum=config.sgd_momentum)},
-                         param_labels)
+  def muon(dims):  # dims: the specs, MaskedNode at the SGD leaves.
+    return optax.chain(
+        spectral_jax.scale_by_muon(beta=config.muon_beta, nesterov=True,
+                                   weight_dimension_numbers=dims,
+                                   polar_method=polar_method),
+        spectral_jax.scale_by_shape(weight_dimension_numbers=dims),
+        optax.scale_by_learning_rate(1.0))
+
+  return labels.matrix_partition(
+      specs, muon, optax.sgd(sgd_lr, momentum=config.sgd_momentum))
 
 
 # --------------------------------------------------------------------------
@@ -233,7 +227,7 @@ def init_curvature(model, apply, data, specs, *, iters: int, seed: int,
     return out
   grads = jax.grad(loss)(p0)
   paths = jax.tree_util.tree_flatten_with_path(
-      specs, is_leaf=_is_spec)[0]
+      specs, is_leaf=is_spec)[0]
   for path, spec in paths:
     if spec is None:
       continue
@@ -247,7 +241,7 @@ def init_curvature(model, apply, data, specs, *, iters: int, seed: int,
                                              key=key))
     g = _get(grads, path)
     g2 = _as_matrix(g, spec)
-    sbar = float(curvature.average_singular_value(g2))
+    sbar = float(thresholds.average_singular_value(g2))
     smax = float(spectral_jax.linalg.singular_values(g2)[0])
     out[name] = {"lambda_max": lam, "sigma_bar": sbar, "sigma_max": smax,
                  "gd_threshold": 2 / lam if lam > 0 else None,
@@ -303,14 +297,51 @@ def mlp_specs(model, params):
     names = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
     return None if last in names[:-1] else s
 
-  specs = jax.tree_util.tree_map_with_path(drop_last, specs, is_leaf=_is_spec)
+  specs = jax.tree_util.tree_map_with_path(drop_last, specs, is_leaf=is_spec)
   labels.check_dimension_numbers(params, specs)
   return specs
 
 
-def run(config: Config, out_dir: str) -> dict:
+def _arms(config: Config, specs, params) -> list:
+  """``(arm, optimizer at LR 1, mask of the LR-scaled leaves or None)``."""
+  arms = [("sgd", sgd_all(config, specs), None),
+          ("muon", muon_hidden_sgd_rest(config, specs), None)]
+  if config.rest_lr is not None:
+    mask = jax.tree.map(lambda s, _: s is not None, specs, params,
+                        is_leaf=is_spec)
+    arms.append(("muon_fixed_rest", muon_hidden_sgd_rest(
+        config, specs, sgd_lr=config.rest_lr), mask))
+  return arms
+
+
+def _sweep_rows(config: Config, model_name: str, arm: str, res: dict,
+                num_classes: int, seconds: float) -> list[dict]:
+  """One metrics row per η of one arm's sweep."""
+  div, at = diverged_within(res["loss"], config.window, config.blowup)
+  spe = res["steps_per_epoch"]
+  rows = []
+  for i, lr in enumerate(config.lrs):
+    acc = res["test_acc"][i]
+    rows.append(dict(
+        model=model_name, arm=arm, lr=lr, diverged=bool(div[i]),
+        diverged_at=int(at[i]), final_test_acc=float(acc[-1]),
+        # Stable but dead (e.g. every ReLU off): chance-level accuracy.
+        collapsed=bool(np.nan_to_num(acc[-1]) < 2.0 / num_classes),
+        best_test_acc=float(np.nanmax(acc)),
+        steps_to={str(m): int(steps_to(res["test_acc"][i:i + 1], m,
+                                       spe)[0])
+                  for m in config.milestones},
+        loss=res["loss"][i].tolist(), test_acc=acc.tolist(),
+        steps_per_epoch=spe, seconds=seconds))
+  return rows
+
+
+def measure(config: Config) -> dict:
+  """Every model and arm: ``rows`` (one per model, arm and η), the
+  curvature at init ``curv``, the train losses ``loss[(model, arm)]`` and
+  the data set's name and sizes."""
   data = image_data.load_images(config.data, seed=config.seed)
-  rows, results, curv = [], {}, {}
+  rows, losses, curv = [], {}, {}
   for model_name in config.models:
     model, apply = build_model(model_name, data, config, config.seed)
     params = nnx.as_pure(nnx.state(model))
@@ -320,135 +351,138 @@ def run(config: Config, out_dir: str) -> dict:
                                       iters=config.power_iters,
                                       seed=config.seed,
                                       per_layer=config.layer_curvature)
-    arms = [("sgd", sgd_all(config, specs), None),
-            ("muon", muon_hidden_sgd_rest(config, specs), None)]
-    if config.rest_lr is not None:
-      mask = jax.tree.map(lambda s, _: s is not None, specs, params,
-                          is_leaf=_is_spec)
-      arms.append(("muon_fixed_rest", muon_hidden_sgd_rest(
-          config, specs, sgd_lr=config.rest_lr), mask))
-    for arm, tx, lr_mask in arms:
+    for arm, tx, lr_mask in _arms(config, specs, params):
       t0 = time.perf_counter()
       res = train_lr_sweep(model, apply, tx, config.lrs, data,
                            epochs=config.epochs, batch_size=config.batch_size,
                            seed=config.seed, eval_size=config.eval_size,
                            lr_mask=lr_mask, desc=f"{model_name}/{arm}")
-      div, at = diverged_within(res["loss"], config.window, config.blowup)
-      spe = res["steps_per_epoch"]
-      for i, lr in enumerate(config.lrs):
-        acc = res["test_acc"][i]
-        rows.append(dict(
-            model=model_name, arm=arm, lr=lr, diverged=bool(div[i]),
-            diverged_at=int(at[i]), final_test_acc=float(acc[-1]),
-            # Stable but dead (e.g. every ReLU off): chance-level accuracy.
-            collapsed=bool(np.nan_to_num(acc[-1]) < 2.0 / data.num_classes),
-            best_test_acc=float(np.nanmax(acc)),
-            steps_to={str(m): int(steps_to(res["test_acc"][i:i + 1], m,
-                                           spe)[0])
-                      for m in config.milestones},
-            loss=res["loss"][i].tolist(), test_acc=acc.tolist(),
-            steps_per_epoch=spe, seconds=time.perf_counter() - t0))
-      results[(model_name, arm)] = res
-  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"),
-                     [dict(kind="init_curvature", model=k, **{"layers": v})
-                      for k, v in curv.items()]
-                     + [dict(kind="run", **r) for r in rows])
+      rows += _sweep_rows(config, model_name, arm, res, data.num_classes,
+                          time.perf_counter() - t0)
+      losses[(model_name, arm)] = res["loss"]
+  return dict(rows=rows, curv=curv, loss=losses, data_name=data.name,
+              n_train=len(data.y_train), n_test=len(data.y_test))
 
-  # ---- figures: final accuracy vs η, and first-window losses.
+
+def _accuracy_figure(m: dict, config: Config, path: str) -> str:
+  """Final test accuracy vs η, one panel per model."""
   fig, axes = report.subplots(len(config.models))
   for ax, model_name in zip(axes, config.models):
     for arm, style, label in (
         ("sgd", "o-", "SGD"), ("muon", "s-", "Muon (hidden) + SGD (rest)"),
         ("muon_fixed_rest", "^--",
          f"Muon (hidden) + SGD (rest, fixed η={config.rest_lr})")):
-      acc = [r["final_test_acc"] for r in rows
+      acc = [r["final_test_acc"] for r in m["rows"]
              if r["model"] == model_name and r["arm"] == arm]
       if acc:
         ax.plot(config.lrs, acc, style, label=label)
     ax.set(xscale="log", xlabel="learning rate η (same for both arms)",
            ylabel="final test accuracy", ylim=(0, 1.02),
-           title=f"{model_name.upper()} on {data.name}, {config.epochs} "
-                 "epochs")
+           title=f"{model_name.upper()} on {m['data_name']}, "
+                 f"{config.epochs} epochs")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-  f1 = report.save_figure(fig, os.path.join(out_dir, "lr_sweep.png"))
+  return report.save_figure(fig, path)
+
+
+def _early_steps_figure(m: dict, config: Config, path: str) -> str:
+  """The first ``window`` train losses at large η, one panel per model."""
   fig, axes = report.subplots(len(config.models))
   for ax, model_name in zip(axes, config.models):
     curves = {}
     for arm in ("sgd", "muon"):
-      res = results[(model_name, arm)]
+      loss = m["loss"][(model_name, arm)]
       for i, lr in enumerate(config.lrs):
         if lr >= 0.3:
           curves[f"{arm} η={lr:g}"] = np.clip(
-              np.nan_to_num(res["loss"][i, :config.window], nan=1e30),
-              None, 1e30)
+              np.nan_to_num(loss[i, :config.window], nan=1e30), None, 1e30)
     report.plot_curves(ax, curves, ylabel="train loss (cross-entropy)",
                        title=f"{model_name.upper()}: first {config.window} "
                              "steps at large η")
-  f2 = report.save_figure(fig, os.path.join(out_dir, "early_steps.png"))
+  return report.save_figure(fig, path)
 
-  # ---- claims
-  claims = []
+
+def figures(m: dict, config: Config, out_dir: str) -> list[str]:
+  return [_accuracy_figure(m, config, os.path.join(out_dir, "lr_sweep.png")),
+          _early_steps_figure(m, config,
+                              os.path.join(out_dir, "early_steps.png"))]
+
+
+def _c23b(config: Config, model_name: str, sgd, mu) -> dict:
+  """C23b: milestones at the η's where both arms are stable."""
+  top = config.milestones[-1]
+  lvl = next((m for m in reversed(config.milestones)
+              if any(s["steps_to"][str(m)] >= 0 and not s["diverged"]
+                     for s in sgd)), config.milestones[0])
+  common = [(s, m) for s, m in zip(sgd, mu)
+            if not s["diverged"] and not m["diverged"]]
+  faster = [(s["lr"], s["steps_to"][str(lvl)], m["steps_to"][str(lvl)])
+            for s, m in common]
+  earlier = sum(1 for _, a, b in faster if b >= 0 and (a < 0 or b < a))
+  later = sum(1 for _, a, b in faster if a >= 0 and (b < 0 or a < b))
+  return report.claim(
+      f"C23b-{model_name}", NAME,
+      f"{model_name.upper()}: at identical stable η, Muon reaches the "
+      f"{lvl:.0%} test-accuracy milestone earlier",
+      "paper 2: milestones several epochs earlier at identical step sizes",
+      "(η, SGD steps, Muon steps; −1 = never): "
+      + ", ".join(f"({lr:g}, {a}, {b})" for lr, a, b in faster)
+      + f"; Muon earlier at {earlier}, later at {later} of {len(faster)}",
+      earlier > later if faster else None,
+      f"milestone = highest of {list(config.milestones)} reached by stable "
+      f"SGD (top {top:.0%}); Muon earlier at more η than later")
+
+
+def _c23c(config: Config, model_name: str, sgd, fixed) -> dict:
+  """C23c (diagnostic): Muon with a fixed-step SGD head where SGD diverges."""
+  ok = [f["lr"] for s, f in zip(sgd, fixed) if s["diverged"]
+        and not f["diverged"] and not f["collapsed"]]
+  return _substitute(report.claim(
+      f"C23c-{model_name}", NAME,
+      f"{model_name.upper()} (diagnostic): with biases and head at a "
+      f"fixed SGD step {config.rest_lr:g}, Muon on the hidden matrices "
+      f"trains at some η where SGD on everything diverges",
+      "not in paper 2: separates Muon's stability from the SGD-trained "
+      "head's at large η",
+      "final acc (η, SGD, Muon+fixed rest): " + ", ".join(
+          f"({s['lr']:g}, {s['final_test_acc']:.2f}"
+          f"{'†' if s['diverged'] else ''}, {f['final_test_acc']:.2f}"
+          f"{'†' if f['diverged'] else ''})"
+          for s, f in zip(sgd, fixed) if s["lr"] >= 0.1)
+      + " († = diverged in the first steps)",
+      bool(ok), "at least one η where SGD diverges and this arm neither "
+      "diverges nor ends at chance accuracy"), config)
+
+
+def claims(m: dict, config: Config) -> list[dict]:
+  out = []
   for model_name in config.models:
-    get = lambda arm: [r for r in rows
+    get = lambda arm: [r for r in m["rows"]
                        if r["model"] == model_name and r["arm"] == arm]
     sgd, mu, fixed = get("sgd"), get("muon"), get("muon_fixed_rest")
     same = _c23a(config, model_name, sgd, mu, "")
     if model_name == "mlp" and fixed:
       # The arm that isolates the hidden matrices judges the claim; at the
       # same η the SGD-trained head and biases pass SGD's own stability limit.
-      claims.append(_c23a(config, model_name, sgd, fixed,
-                          f" (head and biases at a fixed SGD step "
-                          f"{config.rest_lr:g})"))
-      claims.append(dict(same, id=f"C23a-{model_name}-same-η",
-                         status=report.FINDING, claim=same["claim"] + " — "
-                         "same-η arm (head and biases also at η)"))
+      out.append(_c23a(config, model_name, sgd, fixed,
+                       f" (head and biases at a fixed SGD step "
+                       f"{config.rest_lr:g})"))
+      out.append(dict(same, id=f"C23a-{model_name}-same-η",
+                      status=report.FINDING, claim=same["claim"] + " — "
+                      "same-η arm (head and biases also at η)"))
     else:
-      claims.append(_substitute(same, data, config))
-    # Milestones at the η's where both arms are stable.
-    top = config.milestones[-1]
-    lvl = next((m for m in reversed(config.milestones)
-                if any(s["steps_to"][str(m)] >= 0 and not s["diverged"]
-                       for s in sgd)), config.milestones[0])
-    common = [(s, m) for s, m in zip(sgd, mu)
-              if not s["diverged"] and not m["diverged"]]
-    faster = [(s["lr"], s["steps_to"][str(lvl)], m["steps_to"][str(lvl)])
-              for s, m in common]
-    earlier = sum(1 for _, a, b in faster if b >= 0 and (a < 0 or b < a))
-    later = sum(1 for _, a, b in faster if a >= 0 and (b < 0 or a < b))
-    claims.append(report.claim(
-        f"C23b-{model_name}", NAME,
-        f"{model_name.upper()}: at identical stable η, Muon reaches the "
-        f"{lvl:.0%} test-accuracy milestone earlier",
-        "paper 2: milestones several epochs earlier at identical step sizes",
-        "(η, SGD steps, Muon steps; −1 = never): "
-        + ", ".join(f"({lr:g}, {a}, {b})" for lr, a, b in faster)
-        + f"; Muon earlier at {earlier}, later at {later} of {len(faster)}",
-        earlier > later if faster else None,
-        f"milestone = highest of {list(config.milestones)} reached by stable "
-        f"SGD (top {top:.0%}); Muon earlier at more η than later"))
+      out.append(_substitute(same, config))
+    out.append(_c23b(config, model_name, sgd, mu))
     if fixed:
-      ok = [f["lr"] for s, f in zip(sgd, fixed) if s["diverged"]
-            and not f["diverged"] and not f["collapsed"]]
-      claims.append(_substitute(report.claim(
-          f"C23c-{model_name}", NAME,
-          f"{model_name.upper()} (diagnostic): with biases and head at a "
-          f"fixed SGD step {config.rest_lr:g}, Muon on the hidden matrices "
-          f"trains at some η where SGD on everything diverges",
-          "not in paper 2: separates Muon's stability from the SGD-trained "
-          "head's at large η",
-          "final acc (η, SGD, Muon+fixed rest): " + ", ".join(
-              f"({s['lr']:g}, {s['final_test_acc']:.2f}"
-              f"{'†' if s['diverged'] else ''}, {f['final_test_acc']:.2f}"
-              f"{'†' if f['diverged'] else ''})"
-              for s, f in zip(sgd, fixed) if s["lr"] >= 0.1)
-          + " († = diverged in the first steps)",
-          bool(ok), "at least one η where SGD diverges and this arm neither "
-          "diverges nor ends at chance accuracy"), data, config))
-  summary = (
-      f"**Reconstructed protocol** (SPEC §3.3 [R]; paper 2's CIFAR-Net and "
-      f"schedule are unknown). Data: {data.name} ({len(data.y_train)} train / "
-      f"{len(data.y_test)} test). Models: "
+      out.append(_c23c(config, model_name, sgd, fixed))
+  return out
+
+
+def summary(m: dict, config: Config) -> str:
+  return (
+      f"**Reconstructed protocol** (paper 2's CIFAR-Net and schedule are "
+      f"unpublished). Data: {m['data_name']} ({m['n_train']} train / "
+      f"{m['n_test']} test). Models: "
       + ", ".join(config.models)
       + f"; {config.epochs} epochs, batch {config.batch_size}, seed "
       f"{config.seed}. Arms at the same η ∈ {list(config.lrs)}: SGD "
@@ -462,20 +496,30 @@ def run(config: Config, out_dir: str) -> dict:
       f"= NaN or loss > {config.blowup:g}× initial within {config.window} "
       f"steps. Hessian λ_max at init by power iteration on HVPs: "
       + ", ".join(f"{k} {v['network']['lambda_max']:.3g}"
-                  for k, v in curv.items())
+                  for k, v in m["curv"].items())
       + " (per-layer λ_max, σ̄(G), σ_max(G) and the thresholds 2/λ_max, "
       "2σ̄/λ_max are in metrics.jsonl).")
+
+
+def run(config: Config, out_dir: str) -> dict:
+  m = measure(config)
+  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"),
+                     [dict(kind="init_curvature", model=k, **{"layers": v})
+                      for k, v in m["curv"].items()]
+                     + [dict(kind="run", **r) for r in m["rows"]])
+  figs = figures(m, config, out_dir)
   metrics = {f"{r['model']}/{r['arm']}/{r['lr']:g}": dict(
       diverged=r["diverged"], final_test_acc=r["final_test_acc"],
-      steps_to=r["steps_to"]) for r in rows}
-  metrics["init_curvature"] = curv
-  return {"claims": claims, "figures": [f1, f2], "summary": summary,
-          "metrics": metrics}
+      steps_to=r["steps_to"]) for r in m["rows"]}
+  metrics["init_curvature"] = m["curv"]
+  return {"claims": claims(m, config), "figures": figs,
+          "summary": summary(m, config), "metrics": metrics}
 
 
 def cifar10_config(config: Config, folder: str) -> Config:
   """``config`` on the CIFAR-10 batches in ``folder``: a wider CNN and
-  milestones a 32×32 colour task reaches (both reconstructions, SPEC §3.3)."""
+  milestones a 32×32 colour task reaches (both reconstructions: paper 2
+  does not publish its network or schedule)."""
   return dataclasses.replace(config, data=folder, cnn_channels=(32, 64, 128),
                              milestones=(0.4, 0.5, 0.6, 0.7))
 
@@ -483,10 +527,10 @@ def cifar10_config(config: Config, folder: str) -> Config:
 SUBSTITUTE_REASON = (
     "the paper's setting is CIFAR-10; this run used the offline digits set "
     "(8×8) in its place, and the CNN, grid, batch and epochs are "
-    "reconstructions (SPEC §3.3 [R]); rerun with --cifar10 DIR")
+    "reconstructions [R]; rerun with --cifar10 DIR")
 
 
-def _substitute(c: dict, data, config: Config) -> dict:
+def _substitute(c: dict, config: Config) -> dict:
   """A claim that fails on the digits substitute: status says so, with why."""
   if c["holds"] is False and config.data is None:
     return dict(c, status=report.SUBSTITUTE, reason=SUBSTITUTE_REASON)

@@ -2,8 +2,8 @@
 
 Trains the byte-level GPT of ``spectral_jax.training`` on the standard-library
 corpus once per optimizer (same initialisation, same batches) and checks, at
-CPU scale, SPEC §5 claims 27 (paper 3: Muon beats AdamW; Muon-trained weights
-keep a higher stable rank) and 28 (paper 1: MLP activations before and after
+CPU scale, claims 27 (paper 3, arXiv:2606.08388: Muon beats AdamW; Muon-trained weights
+keep a higher stable rank) and 28 (paper 1, arXiv:2512.04299, Figure 2: MLP activations before and after
 ReLU² keep O(1) stable rank while the gradients' nuclear ranks stay larger).
 The paper's runs are 124M-parameter models on FineWeb with GPUs; this is the
 0.85M-parameter ``cpu-small`` model for a few hundred steps, so it tests the
@@ -53,17 +53,8 @@ def _train_config(config: Config):
   return train_lib.preset("cpu-small", log_every=10, **kw)
 
 
-def run(config: Config, out_dir) -> dict:
-  out_dir = pathlib.Path(out_dir)
-  tcfg = _train_config(config)
-  res = train_gpt.run_comparison(tcfg, list(config.optimizers), out_dir,
-                                 progress=False)
-  sums, rows = res["summaries"], res["metrics"]
-  # Every arm's series in one file, as every experiment has (the arms' own
-  # files stay in out_dir/<optimizer>/).
-  report.write_jsonl(out_dir / "metrics.jsonl",
-                     [{"optimizer": o, **r} for o, rs in rows.items()
-                      for r in rs])
+def _optimizer_claims(sums, tcfg) -> list[dict]:
+  """C27a and C27c: Muon vs AdamW (when both ran)."""
   claims = []
   val = {o: s["final_val_loss"] for o, s in sums.items()}
   if "adamw" in val and "muon" in val:
@@ -80,7 +71,12 @@ def run(config: Config, out_dir) -> dict:
         "stable rank of Muon-trained weights stays higher (paper 3)",
         f"mean st(W) muon {st['muon']:.2f} vs adamw {st['adamw']:.2f}",
         st["muon"] > st["adamw"], "mean over hidden matrices and layers"))
-  # Claim 28 on every arm's tracked steps.
+  return claims
+
+
+def _mlp_rank_claims(rows, tcfg) -> list[dict]:
+  """C28a–c on every arm's tracked steps."""
+  claims = []
   width = tcfg.mlp_ratio * tcfg.d_model
   pre, post, ratio = [], [], []
   for rs in rows.values():
@@ -113,12 +109,31 @@ def run(config: Config, out_dir) -> dict:
         f"min over layers of nr/st: median {np.median(r):.2f}, "
         f"fraction ≥ 1: {np.mean(r >= 1):.2f}",
         bool(np.mean(r >= 1) >= 0.9), "nr(G_ℓ) ≥ st(A_{ℓ−1}) on ≥ 90 %"))
+  return claims
+
+
+def claims(res: dict, tcfg) -> list[dict]:
+  return (_optimizer_claims(res["summaries"], tcfg)
+          + _mlp_rank_claims(res["metrics"], tcfg))
+
+
+def run(config: Config, out_dir) -> dict:
+  out_dir = pathlib.Path(out_dir)
+  tcfg = _train_config(config)
+  res = train_gpt.run_comparison(tcfg, list(config.optimizers), out_dir,
+                                 progress=False)
+  sums, rows = res["summaries"], res["metrics"]
+  # Every arm's series in one file, as every experiment has (the arms' own
+  # files stay in out_dir/<optimizer>/).
+  report.write_jsonl(out_dir / "metrics.jsonl",
+                     [{"optimizer": o, **r} for o, rs in rows.items()
+                      for r in rs])
   figures = [res["figure"]] + [f for o in sums for f in sums[o].get("figures", [])
                                if "fig2" in f or "fig5" in f]
   summary = (f"{tcfg.n_layer}×{tcfg.d_model} byte-level GPT, context "
              f"{tcfg.context}, {tcfg.steps} steps on {sums[config.optimizers[0]]['data']}.\n\n"
              + res["table"])
-  return {"claims": claims, "figures": figures, "summary": summary,
+  return {"claims": claims(res, tcfg), "figures": figures, "summary": summary,
           "metrics": {o: {k: s[k] for k in ("final_val_loss", "final_train_loss",
                                             "tokens_per_s", "weight_stable_rank")}
                       for o, s in sums.items()}}

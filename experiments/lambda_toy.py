@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import report
-from experiments.rf_specgd import _STEPS
+from experiments.rf_specgd import STEPS
+from experiments.rf_specgd import first_below
 from spectral_jax import linalg
 from experiments.lib import random_features as rf
 
@@ -41,14 +42,8 @@ class Config:
     return cls(dim=200)  # the README GIF's size
 
 
-def _iters_to(loss, target):
-  idx = np.flatnonzero(np.asarray(loss) <= target)
-  return int(idx[0]) if idx.size else None
-
-
-def run(config: Config, out_dir: str) -> dict:
-  report.enable_x64()
-  os.makedirs(out_dir, exist_ok=True)
+def measure(config: Config) -> dict:
+  """GD and SpecGD for every λ: per-step ``rows`` and per-λ ``cases``."""
   p = config.dim
   rows, cases = [], []
   keys = jax.random.split(jax.random.key(config.seed), len(config.lambdas))
@@ -60,7 +55,7 @@ def run(config: Config, out_dir: str) -> dict:
     st = float(linalg.stable_rank(a))
     out = {}
     for method in ("gd", "specgd"):
-      _, o = report.run_steps(_STEPS[method, "svd"],
+      _, o = report.run_steps(STEPS[method, "svd"],
                               (jnp.zeros((p, p)), a, y, l_f, l_op),
                               config.steps, desc=f"{method} λ={lam:.3f}")
       out[method] = o
@@ -68,13 +63,17 @@ def run(config: Config, out_dir: str) -> dict:
                 "loss": float(o["loss"][t]), "nr": float(o["nr"][t])}
                for t in range(config.steps)]
     l0 = float(out["gd"]["loss"][0])
-    it = {m: _iters_to(out[m]["loss"], config.target_fraction * l0)
+    it = {m: first_below(out[m]["loss"], config.target_fraction * l0)
           for m in out}
     cases.append({"lambda": lam, "st": st, "out": out, "iters": it,
                   "speedup": (it["gd"] or config.steps) /
                              max(it["specgd"] or config.steps, 1)})
-  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"), rows)
+  return dict(rows=rows, cases=cases)
 
+
+def figures(m: dict, config: Config, out_dir: str) -> list[str]:
+  """Loss curves per λ, and iterations to converge vs st(A)."""
+  cases, p = m["cases"], config.dim
   fig, axes = report.subplots(2)
   for i, c in enumerate(cases):
     for method, ls in (("gd", "-"), ("specgd", "--")):
@@ -100,14 +99,19 @@ def run(config: Config, out_dir: str) -> dict:
   axes[1].xaxis.set_minor_formatter(NullFormatter())
   for line in axes[1].get_lines():
     line.set_marker("o")
-  fig_path = report.save_figure(fig, os.path.join(out_dir, "lambda_sweep.png"))
+  return [report.save_figure(fig, os.path.join(out_dir, "lambda_sweep.png"))]
 
+
+def claims(m: dict, config: Config) -> list[dict]:
+  """C17a–b."""
+  cases = m["cases"]
+  st = [c["st"] for c in cases]
   speed = [c["speedup"] for c in cases]
   lam = [c["lambda"] for c in cases]
   first, last = cases[0], cases[-1]
   rho = float(np.corrcoef(np.argsort(np.argsort(lam)),
                           np.argsort(np.argsort(speed)))[0, 1])
-  claims = [
+  return [
       report.claim(
           "C17a", NAME, "At λ = 0 (st(A) = p) SpecGD has no advantage over GD",
           "'as st(A) improves, GD and SpecGD converge together' (repo README)",
@@ -122,7 +126,13 @@ def run(config: Config, out_dir: str) -> dict:
           speed[-1] > 1.0 and rho > 0.8,
           "GD/SpecGD ratio > 1 at the largest λ and Spearman(λ, ratio) > 0.8"),
   ]
-  summary = (
+
+
+def summary(m: dict, config: Config) -> str:
+  cases, p = m["cases"], config.dim
+  lam = [c["lambda"] for c in cases]
+  st = [c["st"] for c in cases]
+  return (
       f"p = {p}, λ ∈ {report.fmt(lam)}, {config.steps} iterations of GD and "
       f"SpecGD each, W♯ seed {config.seed}, float64, exact polar factor. "
       f"st(A) goes {report.fmt(st[0])} → {report.fmt(st[-1])}. At λ = 0, A = I "
@@ -130,7 +140,19 @@ def run(config: Config, out_dir: str) -> dict:
       "together' reads here as 'SpecGD has no edge'. Right panel: "
       f"iterations to reach {config.target_fraction:g}·L₀ (missing = not "
       "reached).")
-  return {"claims": claims, "figures": [fig_path], "summary": summary,
-          "metrics": {"lambda": lam, "st": st, "speedup": speed,
+
+
+def run(config: Config, out_dir: str) -> dict:
+  report.enable_x64()
+  os.makedirs(out_dir, exist_ok=True)
+  m = measure(config)
+  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"), m["rows"])
+  figs = figures(m, config, out_dir)
+  cases = m["cases"]
+  return {"claims": claims(m, config), "figures": figs,
+          "summary": summary(m, config),
+          "metrics": {"lambda": [c["lambda"] for c in cases],
+                      "st": [c["st"] for c in cases],
+                      "speedup": [c["speedup"] for c in cases],
                       "iters_gd": [c["iters"]["gd"] for c in cases],
                       "iters_specgd": [c["iters"]["specgd"] for c in cases]}}

@@ -1,7 +1,7 @@
 """Paper 3, claims 24–26: spectral dynamics of Muon on matrix sensing.
 
-Reconstructed protocol (SPEC §4.2 [R]; paper 3's dimensions, init, LR and
-momentum are unknown): d₁ = d₂ = 20, rank-2 W* = UVᵀ/√d, m = 200 Gaussian
+Reconstructed protocol (paper 3, arXiv:2606.08388, does not publish its
+dimensions, init, LR and momentum): d₁ = d₂ = 20, rank-2 W* = UVᵀ/√d, m = 200 Gaussian
 measurements, loss (1/2m)‖𝒜(W) − y‖², init 10⁻³·N(0, 1/d). Methods:
 
   * GD, η = 1/λ_max(𝒜*𝒜/m);
@@ -100,81 +100,90 @@ def _alpha_check(interp, w, eta=1e-7):
               fd_rate=rate, err_exact=err(a_exact), err_review=err(a_review))
 
 
-def run(config: Config, out_dir: str) -> dict:
-  report.enable_x64()
-  rows, flows = [], []
-  spectra0 = None
-  for seed in config.seeds:
-    key_p, key_w = jax.random.split(jax.random.key(seed))
-    prob = sensing.gaussian_sensing(key_p, config.d, config.d, config.m,
-                                    config.rank, jnp.float64)
-    interp = sensing.Interpolation(prob.a, prob.y)
-    flat = prob.a.reshape(config.m, -1)
-    lam_max = float(jnp.linalg.norm(flat, 2) ** 2 / config.m)
-    w0 = config.init_scale * jax.random.normal(
-        key_w, (config.d, config.d), jnp.float64) / np.sqrt(config.d)
-    w_fro = interp.min_frobenius()
-    w_nuc = sensing.nuclear_norm_minimizer(interp, iters=config.dr_iters)
-    sols = {"min_frobenius": w_fro, "nuclear_min": w_nuc}
-    losses = {}
-    for name, tx in _optimizers(config, lam_max).items():
-      sols[name], losses[name] = sensing.fit(
-          prob, tx, w0, steps=config.steps, log_every=config.steps // 40)
-    for name, w in sols.items():
-      rows.append(dict(kind="solution", seed=seed, method=name,
-                       final_loss=(float(losses[name][-1]) if name in losses
-                                   else None),
-                       loss_curve=(np.asarray(losses[name]).tolist()
-                                   if name in losses else None),
-                       rel_dist_to_gd=float(jnp.linalg.norm(w - sols["gd"])
-                                            / jnp.linalg.norm(sols["gd"]))
-                       if "gd" in sols else None,
-                       **_summary(w, w_nuc, prob.w_star, interp)))
-    for r in rows[-len(sols):]:
-      r["rel_dist_to_muon"] = float(
-          jnp.linalg.norm(sols[r["method"]] - sols["muon_svd"])
-          / jnp.linalg.norm(sols["muon_svd"]))
-    # ---- the projected self-polar flow from the min-Frobenius interpolant.
-    w_t, trace = sensing.self_polar_flow(interp, w_fro, eta=config.flow_eta,
-                                         steps=config.flow_steps)
-    nn = np.asarray(trace.nuclear_norm)
-    alpha = _alpha_check(interp, w_fro)
-    flows.append(dict(
-        kind="flow", seed=seed, nuclear_norm=nn.tolist(),
-        entropy=np.asarray(trace.entropy).tolist(),
-        entropy_sq=np.asarray(trace.entropy_sq).tolist(),
-        max_rel_residual=float(np.max(np.asarray(trace.residual))
-                               / float(jnp.linalg.norm(prob.y))),
-        frac_nonincreasing=float(np.mean(np.diff(nn) <= 1e-12)),
-        nuc_min=float(linalg.nuclear_norm(w_nuc)),
-        **{k: (np.asarray(v).tolist() if np.ndim(v) else float(v))
-           for k, v in alpha.items()}))
-    if spectra0 is None:
-      spectra0 = {k: np.asarray(linalg.singular_values(v)) for k, v in
-                  sols.items()}
-      curves0 = losses
-      trace0 = trace
-  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"), rows + flows)
+def _seed(config: Config, seed: int) -> dict:
+  """Every method, the references and the flow on one sensing instance."""
+  key_p, key_w = jax.random.split(jax.random.key(seed))
+  prob = sensing.gaussian_sensing(key_p, config.d, config.d, config.m,
+                                  config.rank, jnp.float64)
+  interp = sensing.Interpolation(prob.a, prob.y)
+  flat = prob.a.reshape(config.m, -1)
+  lam_max = float(jnp.linalg.norm(flat, 2) ** 2 / config.m)
+  w0 = config.init_scale * jax.random.normal(
+      key_w, (config.d, config.d), jnp.float64) / np.sqrt(config.d)
+  w_fro = interp.min_frobenius()
+  w_nuc = sensing.nuclear_norm_minimizer(interp, iters=config.dr_iters)
+  sols = {"min_frobenius": w_fro, "nuclear_min": w_nuc}
+  losses = {}
+  for name, tx in _optimizers(config, lam_max).items():
+    sols[name], losses[name] = sensing.fit(
+        prob, tx, w0, steps=config.steps, log_every=config.steps // 40)
+  rows = []
+  for name, w in sols.items():
+    rows.append(dict(kind="solution", seed=seed, method=name,
+                     final_loss=(float(losses[name][-1]) if name in losses
+                                 else None),
+                     loss_curve=(np.asarray(losses[name]).tolist()
+                                 if name in losses else None),
+                     rel_dist_to_gd=float(jnp.linalg.norm(w - sols["gd"])
+                                          / jnp.linalg.norm(sols["gd"]))
+                     if "gd" in sols else None,
+                     **_summary(w, w_nuc, prob.w_star, interp)))
+  for r in rows:
+    r["rel_dist_to_muon"] = float(
+        jnp.linalg.norm(sols[r["method"]] - sols["muon_svd"])
+        / jnp.linalg.norm(sols["muon_svd"]))
+  # ---- the projected self-polar flow from the min-Frobenius interpolant.
+  _, trace = sensing.self_polar_flow(interp, w_fro, eta=config.flow_eta,
+                                     steps=config.flow_steps)
+  nn = np.asarray(trace.nuclear_norm)
+  alpha = _alpha_check(interp, w_fro)
+  flow = dict(
+      kind="flow", seed=seed, nuclear_norm=nn.tolist(),
+      entropy=np.asarray(trace.entropy).tolist(),
+      entropy_sq=np.asarray(trace.entropy_sq).tolist(),
+      max_rel_residual=float(np.max(np.asarray(trace.residual))
+                             / float(jnp.linalg.norm(prob.y))),
+      frac_nonincreasing=float(np.mean(np.diff(nn) <= 1e-12)),
+      nuc_min=float(linalg.nuclear_norm(w_nuc)),
+      **{k: (np.asarray(v).tolist() if np.ndim(v) else float(v))
+         for k, v in alpha.items()})
+  spectra = {k: np.asarray(linalg.singular_values(v)) for k, v in
+             sols.items()}
+  return dict(rows=rows, flow=flow, spectra=spectra, losses=losses,
+              trace=trace)
 
-  # ---- figures
+
+def measure(config: Config) -> dict:
+  """All seeds: ``rows`` (one per seed and solution), ``flows`` (one per
+  seed), and the first seed's spectra, loss curves and flow trace."""
+  per_seed = [_seed(config, seed) for seed in config.seeds]
+  first = per_seed[0]
+  return dict(rows=[r for s in per_seed for r in s["rows"]],
+              flows=[s["flow"] for s in per_seed],
+              spectra0=first["spectra"], curves0=first["losses"],
+              trace0=first["trace"])
+
+
+def figures(m: dict, config: Config, out_dir: str) -> list[str]:
   fig, axes = report.subplots(2)
-  for name, s in spectra0.items():
+  for name, s in m["spectra0"].items():
     axes[0].plot(np.arange(1, len(s) + 1), s / s.sum(), marker="o", ms=3,
                  label=_LABELS[name])
   axes[0].set(xlabel="index i", ylabel="σ_i / Σσ",
               title=f"normalized spectra of the interpolants (seed "
                     f"{config.seeds[0]})")
   axes[0].legend(fontsize=8)
-  report.plot_curves(axes[1], {_LABELS[k]: v for k, v in curves0.items()},
+  report.plot_curves(axes[1], {_LABELS[k]: v for k, v in m["curves0"].items()},
                      x=np.arange(0, config.steps + 1, config.steps // 40),
                      ylabel="loss (1/2m)‖A(W)−y‖²", title="training loss")
   f1 = report.save_figure(fig, os.path.join(out_dir, "spectra.png"))
   fig, axes = report.subplots(2)
   t = np.arange(config.flow_steps + 1)
+  trace0 = m["trace0"]
   report.plot_curves(axes[0], {"‖W_t‖_*": trace0.nuclear_norm}, x=t,
                      logy=False, ylabel="nuclear norm",
                      title=f"projected self-polar flow, η={config.flow_eta:g}")
-  axes[0].axhline(flows[0]["nuc_min"], ls="--", color="k",
+  axes[0].axhline(m["flows"][0]["nuc_min"], ls="--", color="k",
                   label="nuclear-norm min")
   axes[0].legend(fontsize=8)
   report.plot_curves(axes[1], {"p ∝ σ": trace0.entropy,
@@ -182,11 +191,21 @@ def run(config: Config, out_dir: str) -> dict:
                      ylabel="normalized spectral entropy H/log d",
                      title="entropy along the flow")
   f2 = report.save_figure(fig, os.path.join(out_dir, "self_polar_flow.png"))
+  return [f1, f2]
 
-  # ---- claims
-  def col(method, key):
-    return np.array([r[key] for r in rows if r["method"] == method])
 
+def _col(rows, method, key):
+  return np.array([r[key] for r in rows if r["method"] == method])
+
+
+def _span(x) -> str:
+  return f"{np.min(x):.3g}–{np.max(x):.3g}"
+
+
+def _solution_claims(rows, n: int) -> list[dict]:
+  """C24a–c and C25: the interpolants each method reaches."""
+  col = lambda method, key: _col(rows, method, key)
+  rng = _span
   mu, gd, nm, ns = "muon_svd", "gd", "norm_matched_gd", "muon_ns"
   h_ok = np.all(col(mu, "entropy") > col(gd, "entropy"))
   op_st_ok = (np.all(col(mu, "op_norm") < col(gd, "op_norm"))
@@ -194,16 +213,7 @@ def run(config: Config, out_dir: str) -> dict:
   ratio = col(mu, "nuc_ratio")
   nm_close = np.all(col(nm, "rel_dist_to_gd") < col(nm, "rel_dist_to_muon"))
   nm_h = np.abs(col(nm, "entropy") - col(gd, "entropy"))
-  res_ok = max(f["max_rel_residual"] for f in flows) < 1e-8
-  nuc_end = np.array([f["nuclear_norm"][-1] / f["nuc_min"] for f in flows])
-  nuc_start = np.array([f["nuclear_norm"][0] / f["nuc_min"] for f in flows])
-  h0 = np.array([f["entropy"][0] for f in flows])
-  h1 = np.array([f["entropy"][-1] for f in flows])
-  err_ex = max(f["err_exact"] for f in flows)
-  err_rv = min(f["err_review"] for f in flows)
-  rng = lambda x: f"{np.min(x):.3g}–{np.max(x):.3g}"
-  n = len(config.seeds)
-  claims = [
+  return [
       report.claim(
           "C24a", NAME, "Muon's interpolant has higher normalized spectral "
           "entropy than GD's", "[M] 0.94–0.95 vs 0.87–0.89 (p ∝ σ)",
@@ -232,6 +242,20 @@ def run(config: Config, out_dir: str) -> dict:
           f"{rng(col(nm, 'rel_dist_to_muon'))}; |ΔH| vs GD {rng(nm_h)}",
           bool(nm_close and np.all(nm_h < 0.02)),
           "closer to GD than to Muon, entropy within 0.02 of GD's, every seed"),
+  ]
+
+
+def _flow_claims(flows, first_seed: int) -> list[dict]:
+  """C26a–d: the projected self-polar flow."""
+  rng = _span
+  res_ok = max(f["max_rel_residual"] for f in flows) < 1e-8
+  nuc_end = np.array([f["nuclear_norm"][-1] / f["nuc_min"] for f in flows])
+  nuc_start = np.array([f["nuclear_norm"][0] / f["nuc_min"] for f in flows])
+  h0 = np.array([f["entropy"][0] for f in flows])
+  h1 = np.array([f["entropy"][-1] for f in flows])
+  err_ex = max(f["err_exact"] for f in flows)
+  err_rv = min(f["err_review"] for f in flows)
+  return [
       report.claim(
           "C26a", NAME, "the self-polar flow stays on the interpolation set",
           "[M] residual ≤ 1e-12",
@@ -249,7 +273,7 @@ def run(config: Config, out_dir: str) -> dict:
       report.claim(
           "C26c", NAME, "with Gaussian 𝒜 the flow concentrates the spectrum "
           "(entropy falls), i.e. flattening is measurement-dependent",
-          "[M] normalized entropy 0.877 → 0.23 (SPEC reading of paper 3)",
+          "[M] normalized entropy 0.877 → 0.23 (our reading of paper 3)",
           f"H (p∝σ): {rng(h0)} → {rng(h1)}", bool(np.all(h1 < h0)),
           "final < initial entropy, every seed"),
       report.claim(
@@ -257,36 +281,56 @@ def run(config: Config, out_dir: str) -> dict:
           "P_⊥(UVᵀ)⟩; the review's ‖P_⊥(u_i v_iᵀ)‖² is not exact here",
           "[M] top σ: exact σ̇/η = +0.89 vs review form 0.40",
           f"max rel. error vs finite differences: exact {err_ex:.1e}, review "
-          f"form ≥ {err_rv:.2f}; seed {config.seeds[0]} top σ: −α_exact = "
+          f"form ≥ {err_rv:.2f}; seed {first_seed} top σ: −α_exact = "
           f"{-flows[0]['alpha_exact'][0]:+.2f}, review α = "
           f"{flows[0]['alpha_review'][0]:.2f}",
           bool(err_ex < 1e-3 and err_rv > 0.1),
           "exact form within 1e-3, review form off by > 0.1"),
   ]
-  summary = (
-      f"**Reconstructed protocol** (SPEC §4.2 [R]; paper 3's own setting is "
-      f"unknown): d₁ = d₂ = {config.d}, rank-{config.rank} W*, m = {config.m} "
+
+
+def claims(m: dict, config: Config) -> list[dict]:
+  return (_solution_claims(m["rows"], len(config.seeds))
+          + _flow_claims(m["flows"], config.seeds[0]))
+
+
+def summary(m: dict, config: Config) -> str:
+  col = lambda method, key: _col(m["rows"], method, key)
+  rng = _span
+  return (
+      f"**Reconstructed protocol** (paper 3's own setting is unpublished): "
+      f"d₁ = d₂ = {config.d}, rank-{config.rank} W*, m = {config.m} "
       f"Gaussian measurements, init {config.init_scale:g}·N(0, 1/d), "
-      f"{config.steps} steps, {n} seeds, float64. GD: η = 1/λ_max(𝒜*𝒜/m). "
+      f"{config.steps} steps, {len(config.seeds)} seeds, float64. GD: "
+      f"η = 1/λ_max(𝒜*𝒜/m). "
       f"Muon (`spectral_jax.muon`, β = {config.momentum}, no Nesterov) and "
       f"norm-matched GD: LR {config.muon_lr:g} → 0 linearly. Nuclear-norm "
       f"minimizer: {config.dr_iters} Douglas–Rachford iterations "
       f"(`experiments.lib.sensing.nuclear_norm_minimizer`). Flow: "
       f"{config.flow_steps} steps of η = {config.flow_eta:g} from 𝒜^†y. "
-      f"Muon ends with a flatter spectrum (entropy {rng(col(mu, 'entropy'))} "
-      f"vs GD {rng(col(gd, 'entropy'))}) and a nuclear norm "
-      f"{rng(ratio)}× the minimum; norm-matched GD lands on GD's "
-      f"interpolant. Final training losses: "
+      f"Muon ends with a flatter spectrum (entropy "
+      f"{rng(col('muon_svd', 'entropy'))} vs GD {rng(col('gd', 'entropy'))})"
+      f" and a nuclear norm {rng(col('muon_svd', 'nuc_ratio'))}× the minimum;"
+      f" norm-matched GD lands on GD's interpolant. Final training losses: "
       + ", ".join(f"{_LABELS[k]} ≤ {np.max(col(k, 'final_loss')):.1e}"
                   for k in METHODS)
       + ". The idealized flow is projected nuclear-norm descent "
       f"and, with isotropic Gaussian 𝒜, *concentrates* the spectrum. α_i is "
       f"reported in both forms (exact ⟨u_i v_iᵀ, P_⊥(UVᵀ)⟩ and the review's "
       f"‖P_⊥(u_i v_iᵀ)‖²) in metrics.jsonl.")
+
+
+def run(config: Config, out_dir: str) -> dict:
+  report.enable_x64()
+  m = measure(config)
+  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"),
+                     m["rows"] + m["flows"])
+  figs = figures(m, config, out_dir)
+  col = lambda method, key: _col(m["rows"], method, key)
   metrics = {
-      m: {k: rng(col(m, k)) for k in ("nuc_ratio", "op_norm", "stable_rank",
-                                      "entropy", "entropy_sq", "dist_w_star",
-                                      "residual")}
-      for m in (*METHODS, "min_frobenius", "nuclear_min")}
-  return {"claims": claims, "figures": [f1, f2], "summary": summary,
-          "metrics": metrics}
+      meth: {k: _span(col(meth, k))
+             for k in ("nuc_ratio", "op_norm", "stable_rank", "entropy",
+                       "entropy_sq", "dist_w_star", "residual")}
+      for meth in (*METHODS, "min_frobenius", "nuclear_min")}
+  return {"claims": claims(m, config), "figures": figs,
+          "summary": summary(m, config), "metrics": metrics}

@@ -26,10 +26,12 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from experiments import report
 from spectral_jax import linalg
+from spectral_jax import transforms
 from spectral_jax.models.mlp import MLP
 
 NAME = "mlp_specgd"
@@ -117,10 +119,10 @@ def _make_step(graphdef, treedef, spectral: tuple[int, ...], method: str,
       st.append(fro2_a / op2_a)
       g_fro2.append(jnp.sum(g * g))
       if i in spectral:
-        p = linalg.polar(g, method)
-        # ‖G‖_* = ⟨polar(G), G⟩: the nuclear norm comes free with the polar.
-        nuc = jnp.vdot(p, g)
-        new.append(w - lr * n * nuc / fro2_a * p)
+        # The library's SpecGD direction ‖G‖_* polar(G) (L = 1), stepped
+        # with L_op = ‖A‖_F²/n.
+        d, _ = transforms.scale_by_specgd(method).update(g, optax.EmptyState())
+        new.append(w - lr * n / fro2_a * d)
       else:
         new.append(w - lr * n / op2_a * g)
     # nr(G_ℓ) needs an SVD per layer: logged every log_every steps only
@@ -286,7 +288,8 @@ def _fig_e5(c, e5_init, e5_small, e5_large, out_dir):
   return report.save_figure(fig, os.path.join(out_dir, "fig17_fig18_swiglu.png"))
 
 
-def _claims(c, e4, e5_init, e5_small, e5_large):
+def _e4_claims(c, e4):
+  """C18–C19b (ReLU² MLP): ``(claims, metrics)``."""
   E = NAME
   gd, sd = e4["gd"], e4["specgd"]
   st_rng = [(float(gd["st"][:, i].min()), float(gd["st"][:, i].max()))
@@ -324,25 +327,19 @@ def _claims(c, e4, e5_init, e5_small, e5_large):
           loss_pts[t100][1] * 10 <= loss_pts[t100][0] if t100 in loss_pts
           else None, f"SpecGD ≤ GD/10 at t = {t100}"),
   ]
+  metrics = {"st_range_gd": st_rng, "nr0": nr0, "nr_peak": nr_peak,
+             "loss_checkpoints": {str(t): v for t, v in loss_pts.items()},
+             "st0": st0}
+  return claims, metrics
+
+
+def _e5_init_claims(c, e5_init, relu2_st0) -> list[dict]:
+  """C20a–b: SwiGLU stable ranks at init, against n and against ReLU²."""
+  E = NAME
   ns = list(e5_init)
   st_init_small = e5_init[ns[0]]
   st_init_large = e5_init[ns[-1]]
-  relu2_st0 = max(st0)
-  small_final = {k: _finite_final(v) for k, v in e5_small.items()}
-  gd_ok, gd_fin = small_final["gd"]
-  stable_sd = {k: f for k, (ok, f) in small_final.items()
-               if k != "gd" and ok}
-  best_sd = min(stable_sd.values()) if stable_sd else None
-  diverged = [k for k, (ok, _) in small_final.items() if not ok]
-  lg, ls_ = _finite_final(e5_large["gd"]), _finite_final(e5_large["specgd"])
-  ratio_large = lg[1] / ls_[1] if lg[0] and ls_[0] and ls_[1] > 0 else None
-  # Judged on the small-n runs (the Fig. 18a setting, trained long enough);
-  # the short large-n runs are shown alongside.
-  st3_final = [float(v["st"][-1, 2]) for v in e5_small.values()
-               if np.all(np.isfinite(v["loss"]))]
-  st3_large = [float(v["st"][-1, 2]) for v in e5_large.values()
-               if np.all(np.isfinite(v["loss"]))]
-  claims += [
+  return [
       report.claim(
           "C20a", E, "SwiGLU hidden-layer stable ranks at init grow with the "
           "batch size n (Fig. 17)",
@@ -359,6 +356,27 @@ def _claims(c, e4, e5_init, e5_small, e5_large):
           f"ReLU² max {relu2_st0:.3g}",
           min(e5_init.get(c.swiglu_n_small, st_init_small)[:2])
           > 3 * relu2_st0, "st(A₁), st(A₂) > 3 × ReLU²'s largest"),
+  ]
+
+
+def _e5_claims(c, e5_init, e5_small, e5_large, relu2_st0):
+  """C20a–e (SwiGLU MLP): ``(claims, metrics)``."""
+  E = NAME
+  small_final = {k: _finite_final(v) for k, v in e5_small.items()}
+  gd_ok, gd_fin = small_final["gd"]
+  stable_sd = {k: f for k, (ok, f) in small_final.items()
+               if k != "gd" and ok}
+  best_sd = min(stable_sd.values()) if stable_sd else None
+  diverged = [k for k, (ok, _) in small_final.items() if not ok]
+  lg, ls_ = _finite_final(e5_large["gd"]), _finite_final(e5_large["specgd"])
+  ratio_large = lg[1] / ls_[1] if lg[0] and ls_[0] and ls_[1] > 0 else None
+  # Judged on the small-n runs (the Fig. 18a setting, trained long enough);
+  # the short large-n runs are shown alongside.
+  st3_final = [float(v["st"][-1, 2]) for v in e5_small.values()
+               if np.all(np.isfinite(v["loss"]))]
+  st3_large = [float(v["st"][-1, 2]) for v in e5_large.values()
+               if np.all(np.isfinite(v["loss"]))]
+  claims = _e5_init_claims(c, e5_init, relu2_st0) + [
       report.claim(
           "C20c", E, f"Small batch (n = {c.swiglu_n_small}): block-SpecGD beats "
           "GD by orders of magnitude",
@@ -389,11 +407,13 @@ def _claims(c, e4, e5_init, e5_small, e5_large):
           bool(st3_final) and max(st3_final) <= 6,
           f"final st(A₃) ≤ 6 in every finite n={c.swiglu_n_small} run"),
   ]
-  metrics = {
-      "e4": {"st_range_gd": st_rng, "nr0": nr0, "nr_peak": nr_peak,
-             "loss_checkpoints": {str(t): v for t, v in loss_pts.items()}},
-      "e5": {"st_init": {str(n): v for n, v in e5_init.items()},
+  metrics = {"st_init": {str(n): v for n, v in e5_init.items()},
              "small_final": {k: v[1] for k, v in small_final.items()},
-             "large_final": {"gd": lg[1], "specgd": ls_[1]}},
-  }
+             "large_final": {"gd": lg[1], "specgd": ls_[1]}}
   return claims, metrics
+
+
+def _claims(c, e4, e5_init, e5_small, e5_large):
+  c4, m4 = _e4_claims(c, e4)
+  c5, m5 = _e5_claims(c, e5_init, e5_small, e5_large, max(m4.pop("st0")))
+  return c4 + c5, {"e4": m4, "e5": m5}

@@ -3,7 +3,7 @@
 Paper 3 reports that Muon beats AdamW with a broad learning-rate plateau in
 NanoGPT pretraining, while in a matched small-ViT control the ranking
 reverses. This experiment is the CPU-sized ViT half, a reconstruction [R]
-(SPEC §4.3; the paper's ViT, dataset and sweep are not public): the same
+(paper 3, arXiv:2606.08388, does not publish its ViT, dataset or sweep): the same
 ViT initialization, batches and number of steps for both optimizers, and a
 small learning-rate sweep of each.
 
@@ -30,7 +30,7 @@ from flax import nnx
 
 import spectral_jax
 from experiments import report
-from experiments.dual_optimizer import _is_spec
+from experiments.dual_optimizer import is_spec
 from experiments.dual_optimizer import train_lr_sweep
 from experiments.lib import image_data
 from spectral_jax import labels
@@ -82,7 +82,7 @@ def plateau_decades(lrs, acc, tol: float) -> float:
 def _mean_stable_rank(params, specs):
   """Mean st(W) over the Muon-labelled (block) matrices, lane by lane."""
   out = []
-  for spec, w in zip(jax.tree.leaves(specs, is_leaf=_is_spec),
+  for spec, w in zip(jax.tree.leaves(specs, is_leaf=is_spec),
                      jax.tree.leaves(params)):
     if spec is not None:  # (lanes, depth, in, out): one st per matrix.
       out.append(np.asarray(linalg.stable_rank(w)).reshape(w.shape[0], -1))
@@ -95,19 +95,11 @@ SUBSTITUTE_REASON = (
     "reconstructions; rerun with --cifar10 DIR")
 
 
-def run(config: Config, out_dir: str) -> dict:
-  data = image_data.load_images(config.data, seed=config.seed)
-  h, _, c = data.x_train.shape[1:]
-  vcfg = ViTConfig(image_size=h, patch_size=config.patch_size, in_channels=c,
-                   num_classes=data.num_classes, d_model=config.d_model,
-                   depth=config.depth, n_head=config.n_head)
-  model = ViT(vcfg, rngs=nnx.Rngs(config.seed))
-  params = nnx.as_pure(nnx.state(model))
-  specs = labels.nnx_dimension_numbers(model)
-  labels.check_dimension_numbers(params, specs)
+def _arms(config: Config, specs, params) -> dict:
+  """``arm -> (optimizer at LR 1, LR grid, mask of the LR-scaled leaves)``."""
   muon_mask = jax.tree.map(lambda s, _: s is not None, specs, params,
-                           is_leaf=_is_spec)
-  arms = {
+                           is_leaf=is_spec)
+  return {
       "adamw": (optax.adamw(1.0, b1=0.9, b2=0.95,
                             weight_decay=config.weight_decay),
                 config.adamw_lrs, None),
@@ -120,9 +112,23 @@ def run(config: Config, out_dir: str) -> dict:
                                  muon_weight_dimension_numbers=specs),
                config.muon_lrs, muon_mask),
   }
+
+
+def measure(config: Config) -> dict:
+  """Both arms' LR sweeps: ``rows`` (one per arm and η), the block matrices'
+  mean stable rank at init ``st0``, and the data set's name and sizes."""
+  data = image_data.load_images(config.data, seed=config.seed)
+  h, _, c = data.x_train.shape[1:]
+  vcfg = ViTConfig(image_size=h, patch_size=config.patch_size, in_channels=c,
+                   num_classes=data.num_classes, d_model=config.d_model,
+                   depth=config.depth, n_head=config.n_head)
+  model = ViT(vcfg, rngs=nnx.Rngs(config.seed))
+  params = nnx.as_pure(nnx.state(model))
+  specs = labels.nnx_dimension_numbers(model)
+  labels.check_dimension_numbers(params, specs)
   apply = lambda m, x: m(x)
-  rows, res_all = [], {}
-  for arm, (tx, lrs, mask) in arms.items():
+  rows = []
+  for arm, (tx, lrs, mask) in _arms(config, specs, params).items():
     res = train_lr_sweep(model, apply, tx, lrs, data, epochs=config.epochs,
                          batch_size=config.batch_size, seed=config.seed,
                          eval_size=config.eval_size, lr_mask=mask, desc=arm)
@@ -136,30 +142,35 @@ def run(config: Config, out_dir: str) -> dict:
                        block_stable_rank=float(st[i]),
                        test_acc=res["test_acc"][i].tolist(),
                        test_loss=res["test_loss"][i].tolist()))
-    res_all[arm] = res
   st0 = float(_mean_stable_rank(jax.tree.map(lambda x: x[None], params),
                                 specs)[0])
-  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"), rows)
+  return dict(rows=rows, st0=st0, data_name=data.name,
+              n_train=len(data.y_train), n_test=len(data.y_test))
 
-  # ---- figure: final test accuracy and loss vs LR, one line per optimizer.
+
+def figures(m: dict, config: Config, out_dir: str) -> list[str]:
+  """Final test accuracy and loss vs LR, one line per optimizer."""
   fig, axes = report.subplots(2)
   for arm, style in (("adamw", "o-"), ("muon", "s-")):
-    r = [x for x in rows if x["arm"] == arm]
+    r = [x for x in m["rows"] if x["arm"] == arm]
     lrs = [x["lr"] for x in r]
     axes[0].plot(lrs, [x["final_test_acc"] for x in r], style, label=arm)
     axes[1].plot(lrs, [x["final_test_loss"] for x in r], style, label=arm)
   axes[0].set(xscale="log", xlabel="learning rate (each optimizer's own)",
               ylabel="final test accuracy",
               title=f"ViT (d={config.d_model}, depth {config.depth}) on "
-                    f"{data.name}, {config.epochs} epochs")
+                    f"{m['data_name']}, {config.epochs} epochs")
   axes[1].set(xscale="log", yscale="log", xlabel="learning rate",
               ylabel="final test cross-entropy")
   for ax in axes:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-  f1 = report.save_figure(fig, os.path.join(out_dir, "lr_sweep.png"))
+  return [report.save_figure(fig, os.path.join(out_dir, "lr_sweep.png"))]
 
-  # ---- claims (measured, whatever they show)
+
+def sweep_metrics(rows, config: Config) -> dict:
+  """Each arm's best run and its good-LR plateau widths (decades)."""
+  arms = ("adamw", "muon")
   best = {a: max((x for x in rows if x["arm"] == a),
                  key=lambda x: (np.nan_to_num(x["final_test_acc"]),
                                 -np.nan_to_num(x["final_test_loss"], nan=1e9)))
@@ -179,6 +190,15 @@ def run(config: Config, out_dir: str) -> dict:
   ba, bm = best["adamw"], best["muon"]
   winner = ("AdamW" if ba["final_test_acc"] > bm["final_test_acc"] else
             "Muon" if bm["final_test_acc"] > ba["final_test_acc"] else "tie")
+  return dict(best=best, plateau=plateau, plateau_loss=plateau_loss,
+              winner=winner)
+
+
+def claims(m: dict, config: Config) -> list[dict]:
+  """C27a–c, measured whatever they show."""
+  sm = sweep_metrics(m["rows"], config)
+  ba, bm, winner = sm["best"]["adamw"], sm["best"]["muon"], sm["winner"]
+  plateau, plateau_loss = sm["plateau"], sm["plateau_loss"]
   c27a = report.claim(
           "C27a", NAME, "small ViT, matched budget: AdamW ≥ Muon "
           "(the ranking reverses vs NanoGPT)",
@@ -192,7 +212,7 @@ def run(config: Config, out_dir: str) -> dict:
           "best final test accuracy over each optimizer's LR sweep")
   if c27a["holds"] is False and config.data is None:
     c27a = dict(c27a, status=report.SUBSTITUTE, reason=SUBSTITUTE_REASON)
-  claims = [
+  return [
       c27a,
       report.claim(
           "C27b", NAME, "Muon's good-LR plateau is broader than AdamW's",
@@ -210,29 +230,42 @@ def run(config: Config, out_dir: str) -> dict:
           "paper 3 (NanoGPT): Muon preserves stable rank",
           f"mean st(W) of block matrices at each arm's best η: Muon "
           f"{bm['block_stable_rank']:.2f}, AdamW {ba['block_stable_rank']:.2f}"
-          f" (init {st0:.2f})",
+          f" (init {m['st0']:.2f})",
           bm["block_stable_rank"] > ba["block_stable_rank"],
           "Muon's mean st > AdamW's at the best η"),
   ]
-  summary = (
-      f"**Reconstructed protocol** (SPEC §4.3 [R]; paper 3's ViT setting is "
-      f"unknown). ViT: patch {config.patch_size}, d = {config.d_model}, depth "
-      f"{config.depth}, {config.n_head} heads, on {data.name} "
-      f"({len(data.y_train)} train / {len(data.y_test)} test); "
+
+
+def summary(m: dict, config: Config) -> str:
+  sm = sweep_metrics(m["rows"], config)
+  plateau = sm["plateau"]
+  return (
+      f"**Reconstructed protocol** (paper 3's ViT setting is unpublished). "
+      f"ViT: patch {config.patch_size}, d = {config.d_model}, depth "
+      f"{config.depth}, {config.n_head} heads, on {m['data_name']} "
+      f"({m['n_train']} train / {m['n_test']} test); "
       f"{config.epochs} epochs of batch {config.batch_size} for every run "
       f"(matched budget, same init and batches), seed {config.seed}. AdamW "
       f"β = (0.9, 0.95), weight decay {config.weight_decay}, η ∈ "
       f"{list(config.adamw_lrs)}. Muon (`spectral_jax.muon`, Newton–Schulz, "
       f"β = 0.95) on block matrices, η ∈ {list(config.muon_lrs)}; its AdamW "
       f"part (embedding, positions, norms, biases, head) at fixed η = "
-      f"{config.muon_adam_lr:g}. Better at its best η: **{winner}**. Plateau "
-      f"widths: Muon {plateau['muon']:.2f}, AdamW {plateau['adamw']:.2f} "
-      f"decades. Single seed, like the paper; the small test set makes "
-      f"accuracy differences below ~1 point noise. **The GPT arm of claim 27 "
-      f"(NanoGPT-124M, 5k steps) is not run here: it needs a GPU.**")
-  metrics = {"best": {a: {k: best[a][k] for k in (
+      f"{config.muon_adam_lr:g}. Better at its best η: **{sm['winner']}**. "
+      f"Plateau widths: Muon {plateau['muon']:.2f}, AdamW "
+      f"{plateau['adamw']:.2f} decades. Single seed, like the paper; the "
+      f"small test set makes accuracy differences below ~1 point noise. "
+      f"**The GPT arm of claim 27 (NanoGPT-124M, 5k steps) is not run here: "
+      f"it needs a GPU.**")
+
+
+def run(config: Config, out_dir: str) -> dict:
+  m = measure(config)
+  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"), m["rows"])
+  figs = figures(m, config, out_dir)
+  sm = sweep_metrics(m["rows"], config)
+  metrics = {"best": {a: {k: sm["best"][a][k] for k in (
       "lr", "final_test_acc", "final_test_loss", "block_stable_rank")}
-      for a in arms}, "plateau_decades": plateau,
-      "plateau_decades_loss": plateau_loss, "init_stable_rank": st0}
-  return {"claims": claims, "figures": [f1], "summary": summary,
-          "metrics": metrics}
+      for a in ("adamw", "muon")}, "plateau_decades": sm["plateau"],
+      "plateau_decades_loss": sm["plateau_loss"], "init_stable_rank": m["st0"]}
+  return {"claims": claims(m, config), "figures": figs,
+          "summary": summary(m, config), "metrics": metrics}

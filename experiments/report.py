@@ -113,11 +113,12 @@ def claim(id: str, experiment: str, claim: str, paper: str, measured: Any,
   """One row of the claims table.
 
   Args:
-    id: claim id, e.g. ``"C11a"`` (SPEC §5 number plus a letter).
+    id: claim id, e.g. ``"C11a"`` (the claim's number in the reproduction
+      plan plus a letter).
     experiment: the experiment's ``NAME``.
     claim: the statement checked, in words.
-    paper: the paper's value or statement; SPEC's calibration numbers are
-      labelled ``[M]`` in this text.
+    paper: the paper's value or statement; calibration numbers from an
+      independent NumPy implementation are labelled ``[M]`` in this text.
     measured: what this run measured (a number, list or string; formatted
       with :func:`fmt` when not a string).
     holds: whether the claim holds by ``rule``; ``None`` if not checkable.

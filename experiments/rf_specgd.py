@@ -3,7 +3,8 @@
 RF(k, d, n): ``X ~ N(0,1)`` (d×n), ``V ~ N(0,1/d)``, ``A = σ(VX)``,
 ``W♯ ~ N(0,1/k)``, ``Y = W♯A``, ``L(W) = ‖WA − Y‖²/(2n)``, ``W_0 = 0``.
 GD steps ``1/L_F = n/‖A‖_op²``; SpecGD steps ``‖G‖_*/L_op = n‖G‖_*/‖A‖_F²``
-along the exact polar factor. E1 uses ReLU features (1000 iterations, plus
+along the exact polar factor (the direction from
+:func:`spectral_jax.transforms.scale_by_specgd`). E1 uses ReLU features (1000 iterations, plus
 SpecGD restarted from the GD iterate every 100 iterations and at GD's nr
 peak); E2 the SwiGLU features ``SiLU(V_1X) ⊙ (V_2X)`` (400 iterations).
 
@@ -18,10 +19,12 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from experiments import report
-from spectral_jax import linalg
 from experiments.lib import random_features as rf
+from spectral_jax import linalg
+from spectral_jax import transforms
 
 NAME = "rf_specgd"
 TITLE = "E1–E2: random-feature regression, GD vs SpecGD (Figures 3 and 11)"
@@ -47,20 +50,21 @@ class Config:
 def _step(carry, spectral: bool, method: str):
   w, a, y, l_f, l_op = carry
   g = rf.rf_grad(w, a, y)
-  p = linalg.polar(g, method)
-  # ‖G‖_* = ⟨polar(G), G⟩ = Σσ_i: one factorisation per step, not two.
-  nuc, fro2 = jnp.vdot(p, g), jnp.sum(g * g)
+  # The library's SpecGD direction with L = 1: ‖G‖_* polar(G) (one
+  # factorisation per step). ⟨D, G⟩ = ‖G‖_*² gives nr and the guarantee.
+  d, _ = transforms.scale_by_specgd(method).update(g, optax.EmptyState())
+  nuc2, fro2 = jnp.vdot(d, g), jnp.sum(g * g)
   w_gd = w - g / l_f
-  w_sd = w - (nuc / l_op) * p
+  w_sd = w - d / l_op
   loss = rf.rf_loss(w, a, y)
   out = {
       "loss": loss,
-      "nr": jnp.where(fro2 > 0, nuc**2 / jnp.where(fro2 > 0, fro2, 1), 0.0),
+      "nr": jnp.where(fro2 > 0, nuc2 / jnp.where(fro2 > 0, fro2, 1), 0.0),
       # One-step guarantees of §1.2 checked at every iterate (claim 3).
       "dec_gd": loss - rf.rf_loss(w_gd, a, y),
       "dec_sd": loss - rf.rf_loss(w_sd, a, y),
       "bound_gd": fro2 / (2 * l_f),
-      "bound_sd": nuc**2 / (2 * l_op),
+      "bound_sd": nuc2 / (2 * l_op),
   }
   return (w_sd if spectral else w_gd, a, y, l_f, l_op), out
 
@@ -81,11 +85,13 @@ def _sd_step_eigh(carry):
   return _step(carry, True, "eigh")
 
 
-_STEPS = {("gd", "svd"): _gd_step_svd, ("specgd", "svd"): _sd_step_svd,
+# (arm, polar method) -> one jittable step; shared with lambda_toy.
+STEPS = {("gd", "svd"): _gd_step_svd, ("specgd", "svd"): _sd_step_svd,
           ("gd", "eigh"): _gd_step_eigh, ("specgd", "eigh"): _sd_step_eigh}
 
 
-def _first_below(loss, target):
+def first_below(loss, target):
+  """First index where ``loss <= target`` (None if never)."""
   idx = np.flatnonzero(np.asarray(loss) <= target)
   return int(idx[0]) if idx.size else None
 
@@ -105,7 +111,7 @@ def run_features(config: Config, activation: str, steps: int, seed: int,
   l_f, l_op = rf.smoothness(prob.a)
   st = float(linalg.stable_rank(prob.a))
   w0 = jnp.zeros((config.k, config.k), jnp.float64)
-  gd, sd = _STEPS["gd", config.polar_method], _STEPS["specgd",
+  gd, sd = STEPS["gd", config.polar_method], STEPS["specgd",
                                                       config.polar_method]
   tag = f"{activation} seed {seed}"
   # GD in segments of restart_every so the restart points are at hand.
@@ -275,8 +281,8 @@ def _frac_pair_mean_above(nr, st) -> float:
   return float(np.mean(0.5 * (nr[:-1] + nr[1:]) >= st))
 
 
-def _claims(config, relu, swiglu):
-  E = NAME
+def _relu_stats(config, relu, swiglu) -> dict:
+  """The ReLU run's numbers behind C3 and C11–C12 (per seed)."""
   seeds = list(config.seeds)
   st = [relu[s]["st"] for s in seeds]
   nr0 = [float(relu[s]["gd"]["nr"][0]) for s in seeds]
@@ -292,11 +298,11 @@ def _claims(config, relu, swiglu):
               for s in seeds]
   frac2_gd = [_frac_pair_mean_above(relu[s]["gd"]["nr"], relu[s]["st"])
               for s in seeds]
-  first_sd_below = [_first_below(relu[s]["specgd"]["nr"] - relu[s]["st"], -1e-300)
+  first_sd_below = [first_below(relu[s]["specgd"]["nr"] - relu[s]["st"], -1e-300)
                     for s in seeds]
   l0 = [float(relu[s]["gd"]["loss"][0]) for s in seeds]
-  it_gd = [_first_below(relu[s]["gd"]["loss"], 1e-3 * l) for s, l in zip(seeds, l0)]
-  it_sd = [_first_below(relu[s]["specgd"]["loss"], 1e-3 * l)
+  it_gd = [first_below(relu[s]["gd"]["loss"], 1e-3 * l) for s, l in zip(seeds, l0)]
+  it_sd = [first_below(relu[s]["specgd"]["loss"], 1e-3 * l)
            for s, l in zip(seeds, l0)]
   fin_gd = [float(relu[s]["gd"]["loss"][-1]) for s in seeds]
   fin_sd = [float(relu[s]["specgd"]["loss"][-1]) for s in seeds]
@@ -309,7 +315,30 @@ def _claims(config, relu, swiglu):
   speed = [g / s_ if (g and s_) else None for g, s_ in zip(it_gd, it_sd)]
   orders = [float(np.log10(g / p)) for g, p in zip(fin_gd, fin_pk)]
   T = config.relu_steps
-  claims = [
+  return dict(st=st, nr0=nr0, peak=peak, argpeak=argpeak, frac2=frac2,
+              frac_sd=frac_sd, frac_gd1=frac_gd1, frac2_sd=frac2_sd,
+              frac2_gd=frac2_gd, first_sd_below=first_sd_below, it_gd=it_gd,
+              it_sd=it_sd, fin_gd=fin_gd, fin_sd=fin_sd, fin_pk=fin_pk,
+              l100=l100, viol=viol, viol_sw=viol_sw, speed=speed,
+              orders=orders, T=T)
+
+
+def _relu_claims(r: dict) -> list[dict]:
+  """C3 and C11a–C12 from :func:`_relu_stats`."""
+  return _relu_claims_early(r) + _relu_claims_late(r)
+
+
+def _relu_claims_early(r: dict) -> list[dict]:
+  """C3 and C11a–c from :func:`_relu_stats`: guarantees and nr at the start."""
+  E = NAME
+  st = r["st"]
+  nr0 = r["nr0"]
+  peak = r["peak"]
+  argpeak = r["argpeak"]
+  frac2 = r["frac2"]
+  viol = r["viol"]
+  viol_sw = r["viol_sw"]
+  return [
       report.claim("C3", E, "One-step guarantees of §1.2 at every GD and "
                    "SpecGD iterate (ReLU and SwiGLU): L(W)−L(W_GD) ≥ ‖G‖_F²/(2L_F), "
                    "L(W)−L(W_SD) ≥ ‖G‖_*²/(2L_op), and L(W_SD) ≤ L(W_GD) "
@@ -334,6 +363,29 @@ def _claims(config, relu, swiglu):
                    "better than GD)", "on essentially all 1000 GD iterations [M]",
                    f"fraction of GD iterations: {_rng(frac2)}",
                    all(f >= 0.95 for f in frac2), "fraction ≥ 0.95"),
+  ]
+
+
+def _relu_claims_late(r: dict) -> list[dict]:
+  """C11d–C12 from :func:`_relu_stats`: along the trajectories."""
+  E = NAME
+  st = r["st"]
+  peak = r["peak"]
+  frac_sd = r["frac_sd"]
+  frac_gd1 = r["frac_gd1"]
+  frac2_sd = r["frac2_sd"]
+  frac2_gd = r["frac2_gd"]
+  first_sd_below = r["first_sd_below"]
+  it_gd = r["it_gd"]
+  it_sd = r["it_sd"]
+  fin_gd = r["fin_gd"]
+  fin_sd = r["fin_sd"]
+  fin_pk = r["fin_pk"]
+  l100 = r["l100"]
+  speed = r["speed"]
+  orders = r["orders"]
+  T = r["T"]
+  return [
       report.claim("C11d", E, "Condition (1.5) nr(∇L) ≥ st(A) holds along "
                    "both trajectories", "holds along both GD and SpecGD "
                    "(paper 1 Fig. 3 claim (i); the figure shows SpecGD's late "
@@ -373,6 +425,11 @@ def _claims(config, relu, swiglu):
                    f"{_rng(fin_pk)} vs GD {_rng(fin_gd)}: {_rng(orders)} orders",
                    all(o >= 1.5 for o in orders), "log10(GD/restart) ≥ 1.5"),
   ]
+
+
+def _swiglu_stats(config, swiglu) -> dict:
+  """The SwiGLU run's numbers behind C13 (per seed)."""
+  seeds = list(config.seeds)
   st_sw = [swiglu[s]["st"] for s in seeds]
   frac_sw = [float(np.mean(swiglu[s]["gd"]["nr"] >= swiglu[s]["st"]))
              for s in seeds]
@@ -382,7 +439,19 @@ def _claims(config, relu, swiglu):
   early = ([float(swiglu[s]["gd"]["loss"][t10]) for s in seeds],
            [float(swiglu[s]["specgd"]["loss"][t10]) for s in seeds])
   Ts = config.swiglu_steps
-  claims += [
+  return dict(st_sw=st_sw, frac_sw=frac_sw, fin_sw=fin_sw, early=early,
+              Ts=Ts)
+
+
+def _swiglu_claims(w: dict) -> list[dict]:
+  """C13a–d from :func:`_swiglu_stats`."""
+  E = NAME
+  st_sw = w["st_sw"]
+  frac_sw = w["frac_sw"]
+  fin_sw = w["fin_sw"]
+  early = w["early"]
+  Ts = w["Ts"]
+  return [
       report.claim("C13a", E, "st(A) of SwiGLU features is large (no mean "
                    "spike)", "≈ 25–31 [M] (vs ≈ 3 for ReLU)", _rng(st_sw),
                    all(15 <= x <= 40 for x in st_sw), "15 ≤ st(A) ≤ 40"),
@@ -401,13 +470,22 @@ def _claims(config, relu, swiglu):
                    f"t=10: SpecGD {_rng(early[1])}, GD {_rng(early[0])}",
                    all(s_ < g for g, s_ in zip(*early)), "SpecGD < GD at t=10"),
   ]
-  metrics = {"relu": {"st": st, "nr0": nr0, "nr_peak": peak,
-                      "nr_argmax": argpeak, "iters_1e-3_gd": it_gd,
-                      "iters_1e-3_specgd": it_sd, "final_gd": fin_gd,
-                      "frac_pair_mean_ge_st_gd": frac2_gd,
-                      "frac_pair_mean_ge_st_specgd": frac2_sd,
-                      "frac_nr_ge_st_specgd": frac_sd,
-                      "final_specgd": fin_sd, "final_restart_peak": fin_pk},
-             "swiglu": {"st": st_sw, "frac_nr_ge_st": frac_sw,
-                        "final_gd": fin_sw[0], "final_specgd": fin_sw[1]}}
-  return claims, metrics
+
+
+def _claims(config, relu, swiglu):
+  """``(claims, metrics)`` of both feature maps, over seeds."""
+  r = _relu_stats(config, relu, swiglu)
+  w = _swiglu_stats(config, swiglu)
+  metrics = {"relu": {"st": r["st"], "nr0": r["nr0"], "nr_peak": r["peak"],
+                      "nr_argmax": r["argpeak"], "iters_1e-3_gd": r["it_gd"],
+                      "iters_1e-3_specgd": r["it_sd"],
+                      "final_gd": r["fin_gd"],
+                      "frac_pair_mean_ge_st_gd": r["frac2_gd"],
+                      "frac_pair_mean_ge_st_specgd": r["frac2_sd"],
+                      "frac_nr_ge_st_specgd": r["frac_sd"],
+                      "final_specgd": r["fin_sd"],
+                      "final_restart_peak": r["fin_pk"]},
+             "swiglu": {"st": w["st_sw"], "frac_nr_ge_st": w["frac_sw"],
+                        "final_gd": w["fin_sw"][0],
+                        "final_specgd": w["fin_sw"][1]}}
+  return _relu_claims(r) + _swiglu_claims(w), metrics

@@ -8,8 +8,9 @@ Muon's exact 2‖G‖_*/⟨O,H[O]⟩ and its worst-case bound 2σ̄(G)/λ_max �
 sweep constant steps η = c·2/λ_max for GD and for Muon with the exact polar
 factor and no momentum, W ← W − η polar(∇L(W)).
 
-The thresholds are SPEC §3.2's reconstruction [R] of paper 2 (only its abstract
-and a quoted formula are available).
+The thresholds are a reconstruction [R] of paper 2 (Nguyen et al.,
+arXiv:2605.13079; only its abstract and a quoted formula are available), in
+experiments/lib/thresholds.py.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from experiments import report
 from spectral_jax import curvature
 from spectral_jax import linalg
 from experiments.lib import random_features as rf
+from experiments.lib import thresholds
 
 NAME = "stability"
 TITLE = "Paper 2: Muon's stable learning rate (RF-ReLU quadratic)"
@@ -74,51 +76,56 @@ def _diverged(curve, l0, factor):
   return bool(bad.any()), (int(np.argmax(bad)) if bad.any() else None)
 
 
-def run(config: Config, out_dir: str) -> dict:
-  report.enable_x64()
-  rows, per_seed = [], []
-  curves_plot = None
-  for seed in config.seeds:
-    prob = rf.make_problem(jax.random.key(seed), config.k, config.d, config.n,
-                           dtype=jnp.float64)
-    a, y = prob.a, prob.y
-    loss = lambda w: rf.rf_loss(w, a, y)
-    w0 = jnp.zeros((y.shape[0], config.k), jnp.float64)
-    lam_hvp = float(curvature.hessian_lambda_max(
-        loss, w0, iters=config.power_iters, key=jax.random.key(seed + 1000)))
-    lam_ref = float(np.linalg.eigvalsh(np.asarray(a @ a.T) / config.n)[-1])
-    g = rf.rf_grad(w0, a, y)
-    o = linalg.polar(g)
-    eta_gd_bound = 2.0 / lam_hvp
-    eta_gd_exact = float(curvature.step_threshold(loss, w0, g))
-    eta_mu_exact = float(curvature.step_threshold(loss, w0, o))
-    sbar = float(curvature.average_singular_value(g))
-    eta_mu_bound = 2.0 * sbar / lam_hvp
-    etas = np.asarray(config.multipliers) * eta_gd_bound
-    gd, mu = _sweep(a, y, etas, config.steps)
-    l0 = float(gd[0, 0])
-    for c, eta, gc, mc in zip(config.multipliers, etas, gd, mu):
-      for method, cur in (("gd", gc), ("muon", mc)):
-        div, at = _diverged(cur, l0, config.diverge_factor)
-        finite = cur[1:][np.isfinite(cur[1:])]  # Steps 1..T, not L0 itself.
-        rows.append(dict(seed=seed, method=method, c=c, eta=eta, L0=l0,
-                         diverged=div, diverged_at=at,
-                         max_loss=float(finite.max()) if finite.size else None,
-                         final_loss=float(cur[-1]),
-                         loss=cur.tolist()))
-    per_seed.append(dict(seed=seed, lam_hvp=lam_hvp, lam_ref=lam_ref,
-                         eta_gd_bound=eta_gd_bound, eta_gd_exact=eta_gd_exact,
-                         eta_mu_exact=eta_mu_exact, eta_mu_bound=eta_mu_bound,
-                         sbar=sbar, sigma_max=float(linalg.singular_values(g)[0]),
-                         L0=l0))
-    if curves_plot is None:
-      curves_plot = (gd, mu)
-  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"),
-                     [dict(kind="thresholds", **s) for s in per_seed]
-                     + [dict(kind="sweep", **r) for r in rows])
+def _seed(config: Config, seed: int) -> tuple[list[dict], dict, tuple]:
+  """Thresholds at W_0 = 0 and the constant-η sweep on one RF instance:
+  ``(sweep rows, thresholds, (gd curves, muon curves))``."""
+  prob = rf.make_problem(jax.random.key(seed), config.k, config.d, config.n,
+                         dtype=jnp.float64)
+  a, y = prob.a, prob.y
+  loss = lambda w: rf.rf_loss(w, a, y)
+  w0 = jnp.zeros((y.shape[0], config.k), jnp.float64)
+  lam_hvp = float(curvature.hessian_lambda_max(
+      loss, w0, iters=config.power_iters, key=jax.random.key(seed + 1000)))
+  lam_ref = float(np.linalg.eigvalsh(np.asarray(a @ a.T) / config.n)[-1])
+  g = rf.rf_grad(w0, a, y)
+  o = linalg.polar(g)
+  eta_gd_bound = 2.0 / lam_hvp
+  eta_gd_exact = float(thresholds.step_threshold(loss, w0, g))
+  eta_mu_exact = float(thresholds.step_threshold(loss, w0, o))
+  sbar = float(thresholds.average_singular_value(g))
+  eta_mu_bound = 2.0 * sbar / lam_hvp
+  etas = np.asarray(config.multipliers) * eta_gd_bound
+  gd, mu = _sweep(a, y, etas, config.steps)
+  l0 = float(gd[0, 0])
+  rows = []
+  for c, eta, gc, mc in zip(config.multipliers, etas, gd, mu):
+    for method, cur in (("gd", gc), ("muon", mc)):
+      div, at = _diverged(cur, l0, config.diverge_factor)
+      finite = cur[1:][np.isfinite(cur[1:])]  # Steps 1..T, not L0 itself.
+      rows.append(dict(seed=seed, method=method, c=c, eta=eta, L0=l0,
+                       diverged=div, diverged_at=at,
+                       max_loss=float(finite.max()) if finite.size else None,
+                       final_loss=float(cur[-1]),
+                       loss=cur.tolist()))
+  thr = dict(seed=seed, lam_hvp=lam_hvp, lam_ref=lam_ref,
+             eta_gd_bound=eta_gd_bound, eta_gd_exact=eta_gd_exact,
+             eta_mu_exact=eta_mu_exact, eta_mu_bound=eta_mu_bound,
+             sbar=sbar, sigma_max=float(linalg.singular_values(g)[0]),
+             L0=l0)
+  return rows, thr, (gd, mu)
 
-  # ---- figure: loss vs step, one panel per method, one line per c.
-  gd, mu = curves_plot
+
+def measure(config: Config) -> dict:
+  """All seeds: ``rows`` (sweep), ``per_seed`` (thresholds) and the first
+  seed's loss curves ``curves0 = (gd, muon)``."""
+  per = [_seed(config, seed) for seed in config.seeds]
+  return dict(rows=[r for rows, _, _ in per for r in rows],
+              per_seed=[thr for _, thr, _ in per], curves0=per[0][2])
+
+
+def figures(m: dict, config: Config, out_dir: str) -> list[str]:
+  """Loss vs step, one panel per method, one line per c."""
+  gd, mu = m["curves0"]
   fig, axes = report.subplots(2)
   for ax, curves, name in ((axes[0], gd, "GD"), (axes[1], mu,
                                                   "Muon (exact polar, β=0)")):
@@ -128,10 +135,19 @@ def run(config: Config, out_dir: str) -> dict:
              for c, cv in zip(config.multipliers, curves)},
         title=f"{name}, η = c·2/λ_max (seed {config.seeds[0]})",
         ylabel="loss (1/2n)‖WA−Y‖²")
-  fig_path = report.save_figure(fig, os.path.join(out_dir, "loss_sweep.png"))
+  return [report.save_figure(fig, os.path.join(out_dir, "loss_sweep.png"))]
 
-  # ---- claims
-  s0 = per_seed
+
+def muon_max_loss(rows, config: Config) -> dict:
+  """Per multiplier c: Muon's largest loss over steps 1..T, over L0."""
+  mu_all = [r for r in rows if r["method"] == "muon"]
+  return {c: max(r["max_loss"] / r["L0"] for r in mu_all if r["c"] == c)
+          for c in config.multipliers}
+
+
+def claims(m: dict, config: Config) -> list[dict]:
+  """C21a–c and C22a–b."""
+  rows, s0 = m["rows"], m["per_seed"]
   lam_err = max(abs(s["lam_hvp"] - s["lam_ref"]) / s["lam_ref"] for s in s0)
 
   def rows_where(method, pred):
@@ -140,17 +156,15 @@ def run(config: Config, out_dir: str) -> dict:
   gd_above = rows_where("gd", lambda c: c > 1.0)
   gd_below = rows_where("gd", lambda c: c < 1.0)
   mu_all = rows_where("muon", lambda c: True)
-  mu_to10 = rows_where("muon", lambda c: c <= 10)
   gd_div_ok = all(r["diverged"] for r in gd_above) and not any(
       r["diverged"] for r in gd_below)
-  mu_max = {c: max(r["max_loss"] / r["L0"] for r in mu_all if r["c"] == c)
-            for c in config.multipliers}
+  mu_max = muon_max_loss(rows, config)
   mu_bounded = not any(r["diverged"] for r in mu_all)
   ratio = [s["eta_mu_exact"] / s["eta_gd_exact"] for s in s0]
   bound_ok = all(s["eta_mu_bound"] <= s["eta_mu_exact"] for s in s0)
   first_div = sorted({r["diverged_at"] for r in gd_above
                       if r["diverged_at"] is not None})
-  claims = [
+  return [
       report.claim(
           "C21a", NAME,
           "λ_max(H) by HVP power iteration equals the closed form λ_max(AAᵀ/n)",
@@ -179,7 +193,7 @@ def run(config: Config, out_dir: str) -> dict:
       report.claim(
           "C22a", NAME,
           "Muon's exact one-step threshold 2‖G‖_*/⟨O,H[O]⟩ ≥ 2σ̄(G)/λ_max",
-          "always (derivation [R], SPEC §3.2)",
+          "always (derivation [R] from paper 2's abstract)",
           ", ".join(f"{s['eta_mu_exact']:.3g} ≥ {s['eta_mu_bound']:.3g}"
                     for s in s0), bound_ok, "inequality at W_0 = 0, each seed"),
       report.claim(
@@ -191,8 +205,11 @@ def run(config: Config, out_dir: str) -> dict:
           f"{report.fmt(ratio)})",
           min(ratio) > 5, "ratio > 5"),
   ]
-  s = s0[0]
-  summary = (
+
+
+def summary(m: dict, config: Config) -> str:
+  s = m["per_seed"][0]
+  return (
       f"RF-ReLU(k={config.k}, d={config.d}, n={config.n}), W_0 = 0, float64, "
       f"{len(config.seeds)} seed(s), {config.steps} steps per run. "
       f"λ_max(H) = {s['lam_hvp']:.4g} by {config.power_iters} power iterations "
@@ -204,10 +221,21 @@ def run(config: Config, out_dir: str) -> dict:
       f"(σ̄ = {s['sbar']:.3g}, σ_max = {s['sigma_max']:.3g}). "
       "GD diverges for every c > 1 and Muon stays bounded at every c, "
       "oscillating at a loss level that grows with η. "
-      "**Reconstruction:** the threshold formulas are SPEC §3.2 [R] (paper 2's "
+      "**Reconstruction:** the threshold formulas are reconstructed [R] (paper 2's "
       "full text is unavailable); Muon here is W ← W − η polar(∇L), exact polar "
       "(eigh route, float64), no momentum. Max loss is over steps 1..T.")
-  return {"claims": claims, "figures": [fig_path], "summary": summary,
-          "metrics": {"thresholds": per_seed,
+
+
+def run(config: Config, out_dir: str) -> dict:
+  report.enable_x64()
+  m = measure(config)
+  report.write_jsonl(os.path.join(out_dir, "metrics.jsonl"),
+                     [dict(kind="thresholds", **s) for s in m["per_seed"]]
+                     + [dict(kind="sweep", **r) for r in m["rows"]])
+  figs = figures(m, config, out_dir)
+  mu_max = muon_max_loss(m["rows"], config)
+  return {"claims": claims(m, config), "figures": figs,
+          "summary": summary(m, config),
+          "metrics": {"thresholds": m["per_seed"],
                       "muon_max_loss_over_L0": {str(c): v
                                                 for c, v in mu_max.items()}}}

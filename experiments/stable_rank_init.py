@@ -295,7 +295,8 @@ def _figure(config, width, depth, block, out_dir):
   return report.save_figure(fig, os.path.join(out_dir, "st_init.png"))
 
 
-def _claims(config, width, depth, tok, block, gpt):
+def _width_depth_claims(config, width, depth) -> list[dict]:
+  """C5–C8: one layer across widths and activations, and depth."""
   E = NAME
   ws = list(config.widths)
 
@@ -305,7 +306,7 @@ def _claims(config, width, depth, tok, block, gpt):
   def grows(v):
     return all(b > a for a, b in zip(v, v[1:]))
 
-  c = [
+  return [
       report.claim("C5", E, "st(ReLU(WX)) stays below π and flat in width",
                    "∈ [3.10, 3.14] [M]; ≤ π (Thm 2.6)",
                    f"{report.fmt(width['relu'])} for m = {ws}",
@@ -345,9 +346,14 @@ def _claims(config, width, depth, tok, block, gpt):
                                                      depth["relu"][1:])),
                    "each layer ≤ 1.02 × the previous (ReLU)"),
   ]
+
+
+def _token_claims(tok) -> list[dict]:
+  """C9a–b: token matrices and their embeddings."""
+  E = NAME
   inv = tok["inv_pmax"]
   emb = tok["st_embed"]
-  c += [
+  return [
       report.claim("C9a", E, "st(one-hot token matrix) = 1/p_max exactly",
                    "identity (2.15); 1/p_max = 26.6 at n = 20000 [M]",
                    f"st {tok['st_onehot']:.6g} vs 1/p_max {inv:.6g}",
@@ -361,6 +367,10 @@ def _claims(config, width, depth, tok, block, gpt):
                    all(0.7 * inv <= v <= 1.3 * inv for v in emb.values()),
                    "within ±30% of 1/p_max"),
   ]
+
+
+def _block_stats(config, block) -> dict:
+  """The ReLU decoder block's numbers behind C10a–e."""
   dims = [d for d in block if d != "inv_pmax"]
   stb = [block[d]["B"] for d in dims]
   names = ("A_rms", "X_att", "A_rms_mlp")
@@ -380,7 +390,23 @@ def _claims(config, width, depth, tok, block, gpt):
          for n in ("A_rms", "X_att", "A_rms_mlp")}
   rel.update({n: [block[d][n] for d in dims] for n in ("H", "B", "X+")})
   rel_growth = {n: v[-1] / v[0] for n, v in rel.items()}
-  c += [
+  return dict(dims=dims, stb=stb, ratio=ratio, inv_b=inv_b, sat=sat,
+              growth=growth, bound_ratio=bound_ratio, rel_growth=rel_growth)
+
+
+def _block_claims(config, block) -> list[dict]:
+  """C10a–e: the ReLU decoder block at init."""
+  E = NAME
+  b = _block_stats(config, block)
+  dims = b["dims"]
+  stb = b["stb"]
+  ratio = b["ratio"]
+  inv_b = b["inv_b"]
+  sat = b["sat"]
+  growth = b["growth"]
+  bound_ratio = b["bound_ratio"]
+  rel_growth = b["rel_growth"]
+  return [
       report.claim("C10a", E, "ReLU block at init: st(B) ≤ 2π for every d",
                    "≤ 2π (Prop. 2.14); ≈ 3.08–3.09 [M]",
                    f"{report.fmt(stb)} for d = {dims}",
@@ -424,10 +450,15 @@ def _claims(config, width, depth, tok, block, gpt):
                    all(g <= 1.3 for g in rel_growth.values()),
                    "largest-d / smallest-d ratio ≤ 1.3 for each"),
   ]
+
+
+def _gpt_claim(gpt) -> dict:
+  """C10f: the package's GPT block at init."""
+  E = NAME
   gd = [d for d in gpt if d != "inv_pmax"]
   g_b = [gpt[d]["B"] for d in gd]
   g_ratio = [gpt[d][n] / gpt[d]["X"] for d in gd for n in ("A_rms", "A_rms_mlp")]
-  c.append(report.claim(
+  return report.claim(
       "C10f", E, "The package's GPT block at init (ReLU², causal, RoPE): "
       "st(B) is O(1) and does not grow with d; st(A_rms), st(A_rms_mlp) track st(X)",
       "width-independent O(1) bounds (Cor. 2.15, stated for ReLU; ReLU²'s "
@@ -436,5 +467,9 @@ def _claims(config, width, depth, tok, block, gpt):
       f"st(A_rms_mlp)/st(X) {report.fmt(min(g_ratio))}–{report.fmt(max(g_ratio))}",
       max(g_b) <= 12 and g_b[-1] / g_b[0] <= 1.3
       and all(0.5 <= r <= 2 for r in g_ratio),
-      "st(B) ≤ 12 (2×6), largest-d / smallest-d ≤ 1.3, ratios in [0.5, 2]"))
-  return c
+      "st(B) ≤ 12 (2×6), largest-d / smallest-d ≤ 1.3, ratios in [0.5, 2]")
+
+
+def _claims(config, width, depth, tok, block, gpt):
+  return (_width_depth_claims(config, width, depth) + _token_claims(tok)
+          + _block_claims(config, block) + [_gpt_claim(gpt)])

@@ -197,7 +197,7 @@ def muon(
 def specgd(
     learning_rate: optax.ScalarOrSchedule,
     *,
-    method: str = "svd",
+    polar_method: str = "svd",
     lipschitz: float | None = None,
     other: optax.GradientTransformation | None = None,
     weight_dimension_numbers: Any = None,
@@ -219,7 +219,7 @@ def specgd(
 
   Args:
     learning_rate: ``η`` (float or schedule).
-    method: polar method, ``'svd'`` (default), ``'eigh'``, ``'qdwh'`` or
+    polar_method: polar method, ``'svd'`` (default), ``'eigh'``, ``'qdwh'`` or
       ``'newton_schulz'``.
     lipschitz: ``L > 0`` or ``None`` (= 1).
     other: optax transform for the non-matrix leaves; default
@@ -244,7 +244,7 @@ def specgd(
       transforms={
           "specgd": optax.chain(
               transforms.scale_by_specgd(
-                  method, lipschitz, ns_coeffs=ns_coeffs, ns_steps=ns_steps,
+                  polar_method, lipschitz, ns_coeffs=ns_coeffs, ns_steps=ns_steps,
                   eps=eps, weight_dimension_numbers=dims_fn,
                   compute_dtype=compute_dtype),
               optax.add_decayed_weights(weight_decay, weight_decay_mask),

@@ -105,6 +105,6 @@ def check_compute_dtype(compute_dtype, exact_method: str | None = None):
   if exact_method is not None and dtype.itemsize < 4 and not (
       jnp.issubdtype(dtype, jnp.complexfloating)):
     raise ValueError(
-        f"compute_dtype={compute_dtype!r} is not allowed with method="
+        f"compute_dtype={compute_dtype!r} is not allowed with polar_method="
         f"{exact_method!r}: exact polar factors need float32 or wider.")
   return dtype

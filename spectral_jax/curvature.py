@@ -1,4 +1,4 @@
-"""Curvature of a loss along parameter directions: HVPs, λ_max and step thresholds.
+"""Curvature of a loss along parameter directions: HVPs and λ_max.
 
 Everything here works on any pytree of parameters (a single matrix, an NNX
 ``nnx.State``, a dict of layers), because Hessian-vector products are taken by
@@ -7,15 +7,14 @@ forward-over-reverse differentiation and never form the Hessian.
 Contents:
   * ``hvp``: H(θ)[v] = d/dε ∇L(θ + εv) at ε = 0.
   * ``hessian_lambda_max``: the top Hessian eigenvalue by power iteration.
-  * ``step_threshold``: the exact one-step descent threshold of a quadratic
-    model along a direction, 2⟨∇L, D⟩ / ⟨D, H[D]⟩.
-  * ``average_singular_value``: σ̄(G) = ‖G‖_* / rank(G), the factor by which
-    Muon's worst-case threshold exceeds GD's 2/λ_max.
+
+Paper 2's one-step thresholds built on ``hvp`` (``step_threshold``,
+``average_singular_value``) live with the experiments that test them, in
+``experiments/lib/thresholds.py``.
 
 References:
   Pearlmutter, *Fast exact multiplication by the Hessian*, Neural Computation
   6(1), 1994.
-  Nguyen et al., *Spectral Flattening Is All Muon Needs*, arXiv:2605.13079.
 """
 
 from __future__ import annotations
@@ -26,13 +25,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from spectral_jax import linalg
 
 __all__ = [
-    "average_singular_value",
     "hessian_lambda_max",
     "hvp",
-    "step_threshold",
 ]
 
 PyTree = Any
@@ -107,50 +103,3 @@ def hessian_lambda_max(loss_fn: Callable[[PyTree], jax.Array], params: PyTree,
 
   lam, v = run(params, key)
   return (lam, v) if return_vector else lam
-
-
-def step_threshold(loss_fn: Callable[[PyTree], jax.Array], params: PyTree,
-                   direction: PyTree) -> jax.Array:
-  r"""Exact one-step descent threshold of the quadratic model along ``-D``.
-
-  For ``L(θ − ηD) ≈ L(θ) − η⟨∇L, D⟩ + (η²/2)⟨D, H[D]⟩`` the loss decreases
-  iff ``0 < η < η*`` with
-
-  .. math::
-    \eta^* = \frac{2 \langle \nabla L(\theta), D \rangle}{\langle D, H[D] \rangle}.
-
-  ``D = ∇L`` gives GD's ``2‖G‖_F²/⟨G, H[G]⟩ ≥ 2/λ_max``; ``D = polar(G)``
-  gives Muon's ``2‖G‖_*/⟨O, H[O]⟩`` (paper 2's exact threshold, as
-  reconstructed in SPEC §3.2). Returns ``inf`` where the curvature along D is
-  not positive (no finite threshold) and 0 where D is not a descent direction.
-
-  Args:
-    loss_fn: scalar function of ``params``.
-    params: pytree.
-    direction: pytree like ``params``.
-
-  Returns:
-    Scalar array η*.
-  """
-  grad = jax.grad(loss_fn)(params)
-  slope = optax.tree.vdot(grad, direction)
-  curv = optax.tree.vdot(direction, hvp(loss_fn, params, direction))
-  safe = jnp.where(curv > 0, curv, 1.0)
-  return jnp.where(curv > 0, jnp.maximum(2.0 * slope / safe, 0.0), jnp.inf)
-
-
-def average_singular_value(g: jax.Array, *, rtol: float | None = None
-                           ) -> jax.Array:
-  r"""σ̄(G) = ‖G‖_* / rank(G), the mean of the nonzero singular values.
-
-  With ``⟨G, polar(G)⟩ = ‖G‖_*`` and ``⟨O, H[O]⟩ ≤ λ_max rank(G)``, Muon
-  without momentum descends for every Hessian with top eigenvalue λ_max when
-  ``η < 2σ̄(G)/λ_max`` (SPEC §3.2, a reconstruction of paper 2's bound).
-  Singular values at or below ``rtol · σ_1`` do not count toward the rank
-  (default ``max(m, n) · eps``). Zero for G = 0. Batched over leading axes.
-  """
-  s = linalg.singular_values(g)
-  if rtol is None:
-    rtol = max(g.shape[-2:]) * float(jnp.finfo(s.dtype).eps)
-  rank = jnp.sum(s > rtol * s[..., :1], axis=-1)
-  return jnp.where(rank > 0, jnp.sum(s, -1) / jnp.maximum(rank, 1), 0.0)

@@ -1,17 +1,19 @@
 r"""The condition-gated optimizer: spectral where nr(G) ≥ st(A), Euclidean elsewhere.
 
-Davis & Drusvyatskiy's layerwise condition (SPEC (4.18)) says, for each weight
-matrix separately, which of the two steps has the larger one-step guarantee:
+Davis & Drusvyatskiy's layerwise condition (arXiv:2512.04299, (4.18)) says,
+for each weight matrix separately, which of the two steps has the larger
+one-step guarantee:
 
 .. math::
   \text{spectral step on } W_ℓ \iff nr(G_ℓ) \ge m \cdot st(A_{ℓ-1}),
 
 with margin ``m = 1`` (the guarantee) or ``m = 2`` (the realized loss is
-guaranteed lower). :func:`gated_spectral` applies that rule per matrix (per
-layer of a stacked matrix) at every step. ``nr(G)`` is read off the incoming
-updates (put it first in a chain so they are the raw gradients); ``st(A)``
-comes from the activations, which an optimizer never sees, so the user supplies
-it: per step through optax's extra arguments,
+guaranteed lower). :func:`scale_by_gated_spectral` (a transform: the
+direction) applies that rule per matrix (per layer of a stacked matrix) at
+every step; :func:`gated_specgd` is the optimizer built on it. ``nr(G)`` is
+read off the incoming updates (put it first in a chain so they are the raw
+gradients); ``st(A)`` comes from the activations, which an optimizer never
+sees, so the user supplies it: per step through optax's extra arguments,
 ``tx.update(grads, state, params, stable_rank=tree)``, with a tree made by
 :func:`stable_rank_tree` from a :class:`spectral_jax.diagnostics.LayerwiseReport`
 (or any tree of floats / per-layer arrays); or once, by replacing the state's
@@ -42,15 +44,15 @@ from spectral_jax import transforms
 
 __all__ = [
     "GatedSpectralState",
-    "gated_spectral",
+    "scale_by_gated_spectral",
     "gated_specgd",
     "stable_rank_tree",
 ]
 
 
 class GatedSpectralState(NamedTuple):
-  """State of :func:`gated_spectral`. Matrix leaves hold arrays of the leaf's
-  leading (layer) shape; other leaves hold ``None``."""
+  """State of :func:`scale_by_gated_spectral`. Matrix leaves hold arrays of
+  the leaf's leading (layer) shape; other leaves hold ``None``."""
   count: jax.Array         # shape=(), dtype=jnp.int32.
   stable_rank: Any         # st(A) used at the last step (user-supplied), float32.
   nuclear_rank: Any        # nr(G) of the last step's incoming updates, float32.
@@ -67,7 +69,33 @@ def _lead(x) -> tuple[int, ...]:
   return tuple(jnp.shape(x)[:-2])
 
 
-def gated_spectral(
+def _check_gate_args(spectral, euclidean, margin) -> None:
+  value = checks.concrete(margin)  # None when traced (inject_hyperparams)
+  if value is not None and not (np.isfinite(value) and value > 0):
+    raise ValueError(f"margin must be a finite number > 0, got {margin!r}.")
+  for name, tx in (("spectral", spectral), ("euclidean", euclidean)):
+    if tx is not None and not isinstance(tx, optax.GradientTransformation):
+      raise ValueError(f"{name}={tx!r} is not allowed; {name} must be an "
+                       "optax.GradientTransformation or None (the default).")
+
+
+def _stable_rank_leaves(leaves, treedef, stable_rank) -> list:
+  """st(A) per update leaf: float32 of the leaf's leading shape at matrix
+  leaves (``+inf`` where not given), ``None`` elsewhere."""
+  try:
+    st_leaves = treedef.flatten_up_to(stable_rank)
+  except (ValueError, TypeError) as err:
+    raise ValueError(
+        "stable_rank must have the structure of the updates (None at "
+        f"non-matrix leaves): {err}") from None
+  return [
+      None if not _is_matrix(g) else
+      jnp.broadcast_to(jnp.asarray(jnp.inf if s is None else s, jnp.float32),
+                       _lead(g))
+      for g, s in zip(leaves, st_leaves)]
+
+
+def scale_by_gated_spectral(
     spectral: optax.GradientTransformation | None = None,
     euclidean: optax.GradientTransformation | None = None,
     *,
@@ -91,13 +119,7 @@ def gated_spectral(
     leading shape at matrix leaves, ``None`` elsewhere); state
     :class:`GatedSpectralState`. Follow with ``optax.scale_by_learning_rate``.
   """
-  value = checks.concrete(margin)  # None when traced (inject_hyperparams)
-  if value is not None and not (np.isfinite(value) and value > 0):
-    raise ValueError(f"margin must be a finite number > 0, got {margin!r}.")
-  for name, tx in (("spectral", spectral), ("euclidean", euclidean)):
-    if tx is not None and not isinstance(tx, optax.GradientTransformation):
-      raise ValueError(f"{name}={tx!r} is not allowed; {name} must be an "
-                       "optax.GradientTransformation or None (the default).")
+  _check_gate_args(spectral, euclidean, margin)
   if spectral is None:
     spectral = transforms.scale_by_specgd(
         "svd", weight_dimension_numbers=labels.stacked_dimension_numbers)
@@ -124,20 +146,9 @@ def gated_spectral(
                 **extra_args):
     del extra_args
     leaves, treedef = jax.tree.flatten(updates)
-    if stable_rank is None:
-      st_leaves = treedef.flatten_up_to(state.stable_rank)
-    else:
-      try:
-        st_leaves = treedef.flatten_up_to(stable_rank)
-      except (ValueError, TypeError) as err:
-        raise ValueError(
-            "stable_rank must have the structure of the updates (None at "
-            f"non-matrix leaves): {err}") from None
-    st_leaves = [
-        None if not _is_matrix(g) else
-        jnp.broadcast_to(jnp.asarray(jnp.inf if s is None else s, jnp.float32),
-                         _lead(g))
-        for g, s in zip(leaves, st_leaves)]
+    st_leaves = _stable_rank_leaves(
+        leaves, treedef,
+        state.stable_rank if stable_rank is None else stable_rank)
     nr_leaves = [
         linalg.nuclear_rank(g).astype(jnp.float32) if _is_matrix(g) else None
         for g in leaves]
@@ -166,11 +177,11 @@ def gated_spectral(
 
 
 def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
-                 margin: float = 1.0, method: str = "svd",
+                 margin: float = 1.0, polar_method: str = "svd",
                  lipschitz: float | None = None) -> optax.GradientTransformation:
   r"""``W ← W − η·(‖G‖_*/L) polar(G)`` where nr(G) ≥ m·st(A), else ``W − η G``.
 
-  :func:`gated_spectral` with SpecGD and plain gradient steps, then the
+  :func:`scale_by_gated_spectral` with SpecGD and plain gradient steps, then the
   learning rate. Pass ``stable_rank=`` to ``update`` at every step (see the
   module docstring).
   """
@@ -178,9 +189,9 @@ def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
   checks.check_range("learning_rate", learning_rate, 0.0,
                           what="a finite number >= 0 or a schedule")
   return optax.chain(
-      gated_spectral(
+      scale_by_gated_spectral(
           transforms.scale_by_specgd(
-              method, lipschitz,
+              polar_method, lipschitz,
               weight_dimension_numbers=labels.stacked_dimension_numbers),
           optax.identity(), margin=margin),
       optax.scale_by_learning_rate(learning_rate))

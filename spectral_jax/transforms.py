@@ -254,7 +254,7 @@ def orthogonalize_via_newton_schulz(
 
 def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
   """Checked arguments -> a function ``(B, m, n) -> polar per slice``."""
-  checks.check_choice("method", method, linalg.POLAR_METHODS)
+  checks.check_choice("polar_method", method, linalg.POLAR_METHODS)
   # optax.inject_hyperparams injects every numeric default, ns_steps too: a
   # traced count runs in a loop (linalg.newton_schulz supports it).
   checks.check_ns_steps(ns_steps, allow_traced=True)
@@ -275,7 +275,7 @@ def _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype):
 # Transforms
 # --------------------------------------------------------------------------
 def scale_by_polar(
-    method: str = "svd",
+    polar_method: str = "svd",
     *,
     ns_coeffs="jordan",
     ns_steps: int = 5,
@@ -291,7 +291,8 @@ def scale_by_polar(
   per ``(fan_in, fan_out)`` slice (zero singular values dropped; ``0 ↦ 0``).
 
   Args:
-    method: ``'svd'``, ``'eigh'``, ``'qdwh'`` (exact) or ``'newton_schulz'``.
+    polar_method: ``'svd'``, ``'eigh'``, ``'qdwh'`` (exact) or
+      ``'newton_schulz'``.
     ns_coeffs: schedule for ``'newton_schulz'``: a name in
       ``linalg.SCHEDULES`` (``'jordan'``, ``'polar_express'``, ``'cubic'``,
       ``'dion'``) or a ``(3,)`` / ``(k, 3)`` array (``linalg`` semantics:
@@ -305,7 +306,7 @@ def scale_by_polar(
   Returns:
     A stateless ``optax.GradientTransformation``.
   """
-  fn = _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype)
+  fn = _polar_fn(polar_method, ns_coeffs, ns_steps, eps, compute_dtype)
 
   def update_fn(updates, state, params=None):
     del params
@@ -316,7 +317,7 @@ def scale_by_polar(
 
 
 def scale_by_specgd(
-    method: str = "svd",
+    polar_method: str = "svd",
     lipschitz: float | None = None,
     *,
     ns_coeffs="jordan",
@@ -338,7 +339,7 @@ def scale_by_specgd(
   ``optax.scale_by_learning_rate`` for the step ``W ← W − lr·(...)``.
 
   Args:
-    method: polar method (see :func:`scale_by_polar`).
+    polar_method: polar method (see :func:`scale_by_polar`).
     lipschitz: ``L > 0`` (e.g. ``L_op = ‖A‖_F²/n``); ``None`` means 1.
     ns_coeffs, ns_steps, eps, weight_dimension_numbers, compute_dtype: as in
       :func:`scale_by_polar`.
@@ -348,7 +349,7 @@ def scale_by_specgd(
   """
   checks.check_range("lipschitz", lipschitz, 0.0, lo_open=True,
                what="a finite number > 0, or None (= 1)")
-  polar_fn = _polar_fn(method, ns_coeffs, ns_steps, eps, compute_dtype)
+  polar_fn = _polar_fn(polar_method, ns_coeffs, ns_steps, eps, compute_dtype)
   inv_l = 1.0 if lipschitz is None else 1.0 / lipschitz
 
   def fn(g):

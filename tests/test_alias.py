@@ -349,8 +349,8 @@ def test_muon_bad_input_at_build_time(kwargs, name):
 @pytest.mark.parametrize("kwargs, name", [
     ({"lipschitz": 0.0}, "lipschitz"),
     ({"lipschitz": -2.0}, "lipschitz"),
-    ({"method": "lu"}, "method"),
-    ({"method": "newton_schulz", "ns_coeffs": "nope"}, "ns_coeffs"),
+    ({"polar_method": "lu"}, "method"),
+    ({"polar_method": "newton_schulz", "ns_coeffs": "nope"}, "ns_coeffs"),
     ({"learning_rate": -0.1}, "learning_rate"),
 ])
 def test_specgd_bad_input_at_build_time(kwargs, name):

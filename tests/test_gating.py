@@ -39,7 +39,7 @@ def test_each_slice_takes_the_branch_the_condition_picks(rng):
   # above (Euclidean); layer 2 st = 0 (spectral: any nonzero nr wins).
   st = {"w": jnp.asarray([0.99 * nr_w[0], 1.01 * nr_w[1], 0.0]),
         "m": 0.99 * nr_m, "b": None}
-  tx = gating.gated_spectral()
+  tx = gating.scale_by_gated_spectral()
   updates, state = jax.jit(tx.update)(grads, tx.init(grads), None,
                                       stable_rank=st)
   np.testing.assert_array_equal(state.spectral["w"], [True, False, True])
@@ -58,7 +58,7 @@ def test_margin_two_is_stricter_and_default_state_is_euclidean(rng):
   grads = _tree(rng)
   nr_m = np_nr(np.asarray(grads["m"]))
   st = {"w": 0.0, "m": 0.75 * nr_m, "b": None}  # nr ≥ st but nr < 2 st
-  loose, strict = gating.gated_spectral(), gating.gated_spectral(margin=2.0)
+  loose, strict = gating.scale_by_gated_spectral(), gating.scale_by_gated_spectral(margin=2.0)
   _, s1 = loose.update(grads, loose.init(grads), stable_rank=st)
   _, s2 = strict.update(grads, strict.init(grads), stable_rank=st)
   assert bool(s1.spectral["m"]) and not bool(s2.spectral["m"])
@@ -93,8 +93,8 @@ def test_stable_rank_tree_from_report_feeds_the_optimizer(rng):
 
 def test_bad_arguments_raise(rng):
   with pytest.raises(ValueError, match="margin"):
-    gating.gated_spectral(margin=0.0)
+    gating.scale_by_gated_spectral(margin=0.0)
   grads = _tree(rng)
-  tx = gating.gated_spectral()
+  tx = gating.scale_by_gated_spectral()
   with pytest.raises(ValueError, match="stable_rank"):
     tx.update(grads, tx.init(grads), stable_rank={"w": 1.0})

@@ -3,7 +3,8 @@
 ``inject_hyperparams`` turns every numeric argument (defaults included, so
 ``ns_steps`` and ``weight_decay`` too) into a traced value under ``jit``; the
 injected optimizer must give the plain one's updates (issue 18 item 8: specgd,
-scale_by_polar, scale_by_specgd and gated_spectral used to fail).
+scale_by_polar, scale_by_specgd and gated_spectral, now
+scale_by_gated_spectral, used to fail).
 """
 
 import jax
@@ -21,15 +22,15 @@ _CASES = {
                                         preconditioning="aol")),
     "specgd": (sj.specgd, dict(learning_rate=0.1)),
     "specgd-newton-schulz": (sj.specgd, dict(learning_rate=0.1,
-                                             method="newton_schulz")),
+                                             polar_method="newton_schulz")),
     "scale_by_polar": (sj.scale_by_polar, {}),
     "scale_by_polar-newton-schulz": (sj.scale_by_polar,
-                                     dict(method="newton_schulz", eps=1e-7)),
+                                     dict(polar_method="newton_schulz", eps=1e-7)),
     "scale_by_specgd": (sj.scale_by_specgd, dict(lipschitz=2.0)),
     "scale_by_muon": (sj.scale_by_muon, {}),
     "scale_by_shape": (sj.scale_by_shape, dict(consistent_rms=0.2)),
     "gated_specgd": (gating.gated_specgd, dict(learning_rate=0.1)),
-    "gated_spectral": (gating.gated_spectral, dict(margin=2.0)),
+    "scale_by_gated_spectral": (gating.scale_by_gated_spectral, dict(margin=2.0)),
 }
 
 
@@ -84,6 +85,6 @@ def test_injected_values_are_checked_where_they_are_concrete():
       (sj.muon, dict(learning_rate=1e-2, eps=-1.0), r"eps=.*>= 0"),
       (sj.muon, dict(learning_rate=1e-2, ns_steps=0), r"ns_steps=.*>= 1"),
       (sj.specgd, dict(learning_rate=0.1, lipschitz=-1.0), r"lipschitz="),
-      (gating.gated_spectral, dict(margin=-1.0), r"margin .*> 0")):
+      (gating.scale_by_gated_spectral, dict(margin=-1.0), r"margin .*> 0")):
     with pytest.raises(ValueError, match=match):
       optax.inject_hyperparams(factory)(**kwargs).init(params)

@@ -37,11 +37,12 @@ def _upstream_path() -> pathlib.Path:
 def _shim() -> types.ModuleType:
   import spectral_jax  # pylint: disable=g-import-not-at-top
   from spectral_jax import labels  # pylint: disable=g-import-not-at-top
+  from spectral_jax import transforms  # pylint: disable=g-import-not-at-top
   shim = types.ModuleType("spectral_jax_muon_shim")
   shim.muon = spectral_jax.muon
   shim.MuonDimensionNumbers = spectral_jax.MuonDimensionNumbers
   shim.orthogonalize_via_newton_schulz = (
-      spectral_jax.orthogonalize_via_newton_schulz)
+      transforms.orthogonalize_via_newton_schulz)
   shim._compute_muon_reshape = labels.compute_muon_reshape  # pylint: disable=protected-access
   return shim
 

@@ -43,7 +43,7 @@ _OPTIMIZERS = {
     "muon": lambda: spectral_jax.muon(0.02),
     "muon_svd": lambda: spectral_jax.muon(0.02, polar_method="svd"),
     "specgd": lambda: spectral_jax.specgd(0.1),
-    "specgd_ns": lambda: spectral_jax.specgd(0.1, method="newton_schulz"),
+    "specgd_ns": lambda: spectral_jax.specgd(0.1, polar_method="newton_schulz"),
 }
 
 

@@ -90,7 +90,7 @@ def test_orthogonalize_matches_optax(rng, preconditioning):
   if preconditioning != "frobenius":
     del cases[2]  # The reshape path does not depend on preconditioning.
   for x, dims, c, steps in cases:
-    ours = spectral_jax.orthogonalize_via_newton_schulz(
+    ours = transforms.orthogonalize_via_newton_schulz(
         x, c, steps, preconditioning, 1e-8, dims)
     ref = optax_muon.orthogonalize_via_newton_schulz(
         x, c, steps, preconditioning, 1e-8, dims)
@@ -98,9 +98,9 @@ def test_orthogonalize_matches_optax(rng, preconditioning):
     _close(ours, ref, msg=f"{x.shape} {x.dtype}")
   # Traced coefficients (under jit) give the same result as static ones.
   x = cases[0][0]
-  f = jax.jit(lambda y, c: spectral_jax.orthogonalize_via_newton_schulz(
+  f = jax.jit(lambda y, c: transforms.orthogonalize_via_newton_schulz(
       y, c, 5, preconditioning))
-  _close(f(x, coeffs), spectral_jax.orthogonalize_via_newton_schulz(
+  _close(f(x, coeffs), transforms.orthogonalize_via_newton_schulz(
       x, coeffs, 5, preconditioning))
 
 
@@ -109,7 +109,7 @@ def test_complex_schatten_is_unitarily_equivariant(rng):
   # (optax 0.2.8 uses X Xᵀ in this step and does not satisfy this.)
   g = _randn(rng, (5, 8), jnp.complex128)
   q, _ = np.linalg.qr(np.asarray(_randn(rng, (5, 5), jnp.complex128)))
-  f = lambda x: spectral_jax.orthogonalize_via_newton_schulz(
+  f = lambda x: transforms.orthogonalize_via_newton_schulz(
       x, jnp.asarray((3.4445, -4.7750, 2.0315)), 5, "schatten")
   np.testing.assert_allclose(f(jnp.asarray(q) @ g), q @ np.asarray(f(g)),
                              atol=1e-10)
@@ -227,7 +227,7 @@ def test_scale_by_polar_newton_schulz_schedules(rng):
     out, _ = spectral_jax.scale_by_polar(
         "newton_schulz", ns_coeffs=coeffs, ns_steps=8).update(g, None)
     err[coeffs] = np.linalg.norm(out - want) / np.linalg.norm(want)
-  # Polar Express converges; Jordan's quintic plateaus (SPEC §1.1).
+  # Polar Express converges; Jordan's quintic plateaus (arXiv:2505.16932).
   assert err["polar_express"] < 0.02 < 0.05 < err["jordan"], err
 
 
@@ -325,7 +325,7 @@ def test_nonfinite_stays_in_its_matrix(rng, method):
      "compute_dtype"),
     (lambda: spectral_jax.scale_by_shape(consistent_rms=-0.1),
      "consistent_rms"),
-    (lambda: spectral_jax.orthogonalize_via_newton_schulz(
+    (lambda: transforms.orthogonalize_via_newton_schulz(
         jnp.ones((2, 3)), jnp.ones(3), preconditioning="x"),
      "preconditioning"),
 ])

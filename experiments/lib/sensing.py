@@ -69,8 +69,8 @@ def gaussian_sensing(key: jax.Array, d1: int, d2: int, m: int, rank: int,
   r"""Gaussian measurements of a random low-rank matrix.
 
   ``W* = U Vᵀ / √d`` with ``U ∈ R^{d₁×r}``, ``V ∈ R^{d₂×r}`` standard
-  Gaussian and ``d = √(d₁d₂)``; ``A_i`` have i.i.d. N(0, 1) entries (SPEC
-  §4.2, a reconstruction of paper 3's setting).
+  Gaussian and ``d = √(d₁d₂)``; ``A_i`` have i.i.d. N(0, 1) entries (a
+  reconstruction: paper 3, arXiv:2606.08388, does not publish its setting).
 
   Args:
     key: PRNG key.
@@ -214,7 +214,8 @@ def self_polar_flow(interp: Interpolation, w0: jax.Array, *, eta: float,
 
   Started on the interpolation set, it stays there (P_⊥ moves along null(𝒜))
   and, in continuous time, ``d‖W‖_*/dt = −η‖P_⊥ polar(W)‖_F² ≤ 0``: it is
-  projected subgradient flow of the nuclear norm (SPEC §4.1 [R]). The review
+  projected subgradient flow of the nuclear norm (our reconstruction [R] of
+  paper 3's underdetermined-regression model). The review
   of paper 3 calls it the key object of its Theorem 1.
 
   Args:
@@ -262,7 +263,7 @@ def flow_alphas(interp: Interpolation, w: jax.Array
                + \sum_{j \ne i} \langle u_i v_i^T, P_\perp(u_j v_j^T)\rangle.
 
   The review of paper 3 quotes ``α_i = ‖P_⊥ u_i‖²``, the first term alone; it
-  is exact only when the cross terms vanish (SPEC §5 check 26). Both forms are
+  is exact only when the cross terms vanish (claim 26 of the report). Both forms are
   returned so the gap can be reported.
 
   Returns:

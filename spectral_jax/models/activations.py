@@ -1,6 +1,7 @@
 """Pointwise activations shared by the random-feature, MLP and GPT models.
 
-The paper's stable-rank bounds depend on the activation (SPEC §2.3, Figure 12):
+The paper's stable-rank bounds depend on the activation (arXiv:2512.04299,
+§2, Lemma 2.4 and Figure 12):
 non-centred ones (ReLU, |t|, ReLU², GELU, SiLU, sigmoid) give post-activations
 of O(1) stable rank; centred ones (tanh) and gated ones (SwiGLU) do not.
 
