@@ -20,7 +20,6 @@ _SUBCOMMANDS = {
                   "run the papers' experiments and write report.md"),
     "bench": ("experiments.bench",
               "benchmark polar methods and Muon against optax and matmul"),
-    "bench-gram": ("experiments.bench_gram", "Gram Newton–Schulz restarts: error and FLOPs vs direct"),
     "train-gpt": ("experiments.train_gpt",
                   "train the NanoGPT-style model with AdamW / Muon / SpecGD"),
 }

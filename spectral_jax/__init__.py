@@ -33,8 +33,12 @@ from spectral_jax.linalg import nuclear_norm
 from spectral_jax.linalg import nuclear_rank
 from spectral_jax.linalg import polar
 from spectral_jax.linalg import stable_rank
+from spectral_jax.neuron_norm import normuon
+from spectral_jax.neuron_norm import scale_by_normuon
 from spectral_jax.probe import probe_model
 from spectral_jax.probe import probe_step
+from spectral_jax.attention_clip import capture_logit_max
+from spectral_jax.attention_clip import qk_clip
 from spectral_jax.robust import skip_nonfinite
 from spectral_jax.transforms import scale_by_muon
 from spectral_jax.transforms import scale_by_polar
@@ -49,14 +53,18 @@ __all__ = [
     "muon",
     "specgd",
     "gated_specgd",
+    "normuon",
     # Optax building blocks (directions and wrappers).
     "scale_by_polar",
     "scale_by_specgd",
     "scale_by_muon",
     "scale_by_shape",
+    "scale_by_normuon",
     "scale_by_gated_spectral",
     "monitor_nuclear_rank",
     "skip_nonfinite",
+    "qk_clip",
+    "capture_logit_max",
     # Which leaves are matrices.
     "MuonDimensionNumbers",
     "stacked_dimension_numbers",

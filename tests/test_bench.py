@@ -14,7 +14,7 @@ def test_bench_run_writes_reports(tmp_path):
   cfg = bench.BenchConfig(
       reps=1, shapes=((12, 4),), steps=(3, 5),
       presets=(("jordan", "frobenius"), ("polar_express", "schatten8")),
-      exact=("svd", "auto"), layers=2, gpt_reps=0)
+      exact=("svd", "auto"), layers=2, gpt_reps=0, gram_shapes=())
   res = bench.run(cfg, str(tmp_path), log=lambda _: None)
   saved = json.loads((tmp_path / "bench.json").read_text())
   md = (tmp_path / "bench.md").read_text()

@@ -1,4 +1,4 @@
-"""NorMuon (spectral_jax.normuon) against NumPy float64 implementations of the
+"""NorMuon (spectral_jax.neuron_norm) against NumPy float64 implementations of the
 rule, written here from the paper (Li et al., arXiv:2510.05491, Algorithm 1)
 and the authors' released update:
 
@@ -21,7 +21,7 @@ import numpy as np
 import optax
 import pytest
 
-from spectral_jax import normuon as nm
+from spectral_jax import neuron_norm as nm
 from spectral_jax.labels import MuonDimensionNumbers
 
 

@@ -1,4 +1,4 @@
-"""QK-clip (spectral_jax.qk_clip) and the GPT's sown attention-logit maxima,
+"""QK-clip (spectral_jax.attention_clip) and the GPT's sown attention-logit maxima,
 against a NumPy float64 forward pass and the Kimi K2 rule written here:
 
   S_max^h = max over batch and causal pairs (i >= j) of q_i^h·k_j^h / √d_head
@@ -17,7 +17,7 @@ import optax
 import pytest
 from flax import nnx
 
-from spectral_jax import qk_clip as qk
+from spectral_jax import attention_clip as qk
 from spectral_jax.models import GPT
 from spectral_jax.models import GPTConfig
 

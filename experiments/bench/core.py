@@ -48,6 +48,9 @@ class BenchConfig:
   gpt_reps: int = 5
   gpt_track: bool = True  # Also time the diagnostics (track) function.
   gpt_overrides: tuple = ()
+  # Gram restarts vs direct form (errors and FLOPs, no timing); () = skip.
+  gram_shapes: tuple = ((256, 1024),)
+  gram_steps: tuple = (5, 20)
 
   @classmethod
   def quick(cls) -> "BenchConfig":
@@ -59,7 +62,9 @@ class BenchConfig:
   def full(cls) -> "BenchConfig":
     return cls(presets=tuple((p, n) for p in NS_PRESETS
                              for n in linalg.NS_NORMS),
-               forms=("direct", "gram"), gpt2=True)
+               forms=("direct", "gram"), gpt2=True,
+               gram_shapes=((256, 1024), (768, 3072)),
+               gram_steps=(5, 8, 12, 20))
 
 
 # ------------------------------------------------------------------ timing ---

@@ -28,6 +28,7 @@ import numpy as np
 from experiments.bench import core
 from experiments.bench import forms
 from experiments.bench import gpt_step
+from experiments.bench import gram_restarts
 from experiments.bench import muon
 from experiments.bench import pareto
 from experiments.bench import throughput
@@ -39,6 +40,7 @@ FAMILIES = (
     throughput,
     muon,
     gpt_step,
+    gram_restarts,
 )
 
 

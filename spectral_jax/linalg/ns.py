@@ -29,7 +29,7 @@ already is (k = steps). FLOPs for s steps in R = ceil(s/k) blocks:
   direct: s (4 m² n + 2 m³)       gram: R · 4 m² n + (4 s − 3 R) · 2 m³
 so a restart costs 2 m² (2n − 3m) and the Gram form wins whenever n > 1.5 m:
 at 256×1024, 0.56× the direct FLOPs at 5 steps (one block) and 0.72× at
-8–20 steps (k = 2). See BENCHMARKS.md and experiments/bench_gram.py.
+8–20 steps (k = 2). See BENCHMARKS.md and experiments/bench/gram_restarts.py.
 
 References:
   Jordan et al., *Muon*, https://kellerjordan.github.io/posts/muon/.

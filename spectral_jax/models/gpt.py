@@ -38,7 +38,7 @@ parameter                     sown ``'inputs'`` (rows = tokens)
 With ``tie_embeddings`` there is no ``lm_head``; the shared table is paired
 with the token indicators only.
 
-Attention logit maxima (for QK-clip, :mod:`spectral_jax.qk_clip`): every
+Attention logit maxima (for QK-clip, :mod:`spectral_jax.attention_clip`): every
 attention module sows ``S_max``, the largest logit ``q·k/√d_head`` of each
 head over the batch and the causal pairs, shape ``(n_head,)`` per layer
 (``(n_layer, n_head)`` once stacked), as ``layers.AttentionLogitMax`` under

@@ -25,7 +25,7 @@ class AttentionLogitMax(nnx.Intermediate):
   """Per-head maxima of an attention module's logits, sown as ``'logit_max'``
   (shape ``(..., n_head)``) by a module owning ``q`` and ``k`` projections.
   A type of its own: only ``nnx.capture(model, AttentionLogitMax)`` collects
-  it (:mod:`spectral_jax.qk_clip`)."""
+  it (:mod:`spectral_jax.attention_clip`)."""
 
 
 def sow(module: nnx.Module, name: str, value, kind=nnx.Intermediate) -> None:

@@ -20,12 +20,12 @@ Optimizers (same data order for all: batches are a function of (seed, step)):
   * ``specgd``: the spectral step ``‖G‖_* polar(G)`` on the hidden matrices,
     AdamW elsewhere.
   * ``normuon``: ``muon`` with NorMuon's neuron-wise normalisation after the
-    orthogonalisation (:mod:`spectral_jax.normuon`, arXiv:2510.05491).
+    orthogonalisation (:mod:`spectral_jax.neuron_norm`, arXiv:2510.05491).
 
 ``qk_clip=τ > 0`` (any optimizer): after every update, the query and key
 kernels of each head whose largest attention logit in that step's forward
 pass exceeded τ are scaled by √(τ/S_max) (Kimi K2's QK-clip,
-:mod:`spectral_jax.qk_clip`).
+:mod:`spectral_jax.attention_clip`).
 
 Tracking runs a separate jitted function on tracked steps only (one extra
 forward/backward on the step's batch, with activations captured through
@@ -62,8 +62,8 @@ from flax import nnx
 import spectral_jax
 from spectral_jax import labels
 from spectral_jax import linalg
-from spectral_jax import normuon as normuon_lib
-from spectral_jax import qk_clip as qk_lib
+from spectral_jax import neuron_norm as normuon_lib
+from spectral_jax import attention_clip as qk_lib
 from spectral_jax.training import checkpoint as ckpt_lib
 from spectral_jax.training import data as data_lib
 from spectral_jax.training import sharding as shard_lib
@@ -367,7 +367,7 @@ def make_train_step(graphdef, tx, qk_clip: float = 0.0):
 
   ``qk_clip = τ > 0``: the forward pass also collects each head's largest
   attention logit, and the updated params go through
-  :func:`spectral_jax.qk_clip.qk_clip` with those maxima.
+  :func:`spectral_jax.attention_clip.qk_clip` with those maxima.
   """
   loss_fn = make_loss_fn(graphdef)
   if qk_clip:
