@@ -124,7 +124,7 @@ def test_plain_flax_layers_are_captured_and_patch_is_undone(rng):
   assert nnx.Linear.__call__ is linear_call
   assert nnx.Embed.__call__ is embed_call
   names = [e.name for e in report]
-  assert names == ["emb.embedding", "fc.kernel", "out.kernel"]
+  assert names == ["emb/embedding", "fc/kernel", "out/kernel"]
   counts = np.bincount(np.asarray(tokens), minlength=11)
   assert report.entries[0].kind == "embedding"
   assert report.entries[0].st == pytest.approx(25 / counts.max(), rel=1e-6)
@@ -193,19 +193,19 @@ def test_report_on_tiny_gpt_has_one_entry_per_matrix_and_layer(rng):
   model = GPT(cfg, rngs=nnx.Rngs(_seed(rng)))
   tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, size=(4, 9)))
   report = diagnostics.layerwise_report(model, tokens, _lm_loss)
-  per_layer = [f"blocks.{m}.kernel[{l}]" for m in
-               ("attn.k", "attn.o", "attn.q", "attn.v", "mlp.fc", "mlp.proj")
+  per_layer = [f"blocks/{m}/kernel[{l}]" for m in
+               ("attn/k", "attn/o", "attn/q", "attn/v", "mlp/fc", "mlp/proj")
                for l in range(cfg.n_layer)]
   assert sorted(e.name for e in report) == sorted(
-      per_layer + ["lm_head.kernel", "wte.embedding"])
+      per_layer + ["lm_head/kernel", "wte/embedding"])
   by = {e.name: e for e in report}
   # Table 1: Q, K, V and O of one block share the activation A_rms.
   for l in range(cfg.n_layer):
-    sts = {by[f"blocks.attn.{m}.kernel[{l}]"].st for m in "qkvo"}
+    sts = {by[f"blocks/attn/{m}/kernel[{l}]"].st for m in "qkvo"}
     assert max(sts) == pytest.approx(min(sts), rel=1e-12)
   counts = np.bincount(np.asarray(tokens[:, :-1]).reshape(-1),
                        minlength=cfg.vocab_size)
-  assert by["wte.embedding"].st == pytest.approx(32 / counts.max(), rel=1e-6)
+  assert by["wte/embedding"].st == pytest.approx(32 / counts.max(), rel=1e-6)
   d = report.to_dict()
   assert json.loads(report.to_json()) == d
   assert len(d["entries"]) == len(report)
@@ -238,7 +238,7 @@ def test_module_docstring_example_runs(capsys):
   assert 5 <= len(lines) <= 11
   exec("\n".join(lines), {})
   out = capsys.readouterr().out
-  assert "blocks.mlp.fc.kernel[1]" in out and "wte.embedding" in out
+  assert "blocks/mlp/fc/kernel[1]" in out and "wte/embedding" in out
 
 
 # ----------------------------------------------------------------- monitor
