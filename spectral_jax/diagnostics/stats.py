@@ -3,7 +3,7 @@
 The traceable part (:func:`layerwise_stats`, :func:`sown_statistics`) forms
 Gram matrices only, so it jits into one cheap program beside the model; the
 decompositions (eigenvalues, singular values) run as small jitted programs of
-their own (:func:`stable_rank_from_gram`, :func:`gradient_nuclear_ranks`).
+their own (:func:`stable_rank_from_gram`, :func:`nuclear_rank`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,10 @@ def gradient_nuclear_ranks(grads) -> dict[str, jax.Array]:
   out = {}
   for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
     if g.ndim >= 2:
-      out[labels.path_name(path)] = nuclear_rank(g)
+      # Op by op (not the jitted ``nuclear_rank``): the values training has
+      # always logged, to the last bit (jit fuses the sums: ~1 ulp apart).
+      g = g.astype(jnp.promote_types(g.dtype, jnp.float32))
+      out[labels.path_name(path)] = linalg.nuclear_rank(g)
     elif g.ndim == 1:
       out[labels.path_name(path)] = _diagonal_nuclear_rank(g)
   return out
