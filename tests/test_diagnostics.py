@@ -269,3 +269,32 @@ def test_monitor_records_nuclear_rank_and_passes_updates_through(rng):
 def test_monitor_rejects_bad_every():
   with pytest.raises(ValueError, match="every"):
     diagnostics.monitor_nuclear_rank(every=0)
+
+
+# ---------------------------------------------------------- sown statistics
+
+
+class _SharedInput(nnx.Module):
+  """a and b multiply one array; c an equal copy of it (another array)."""
+
+  def __init__(self, rngs):
+    from spectral_jax.models import layers  # pylint: disable=g-import-not-at-top
+    self.a, self.b, self.c = (layers.Linear(5, 4, rngs=rngs, param_dtype=F64)
+                              for _ in range(3))
+
+  def __call__(self, x):
+    return self.a(x) + self.b(x) + self.c(x * 1.0)
+
+
+@pytest.mark.parametrize("distinct", [True, False])
+def test_sown_statistics_counts_each_array_once(rng, distinct):
+  model = _SharedInput(nnx.Rngs(_seed(rng)))
+  x = rng.standard_normal((7, 5))
+  grams, token_st = diagnostics.sown_statistics(model, jnp.asarray(x),
+                                                distinct=distinct)
+  # Identity, not contents, decides: c's input equals a's but is its own array.
+  want = {"a/inputs", "c/inputs"} | (set() if distinct else {"b/inputs"})
+  assert set(grams) == want and token_st == {}
+  for g in grams.values():  # 7 rows ≥ 5 features: the 5 × 5 side, float64.
+    np.testing.assert_allclose(g, x.T @ x, rtol=1e-12)
+  assert nnx.Module.sow.__qualname__ == "Module.sow"  # the patch is undone

@@ -8,7 +8,7 @@ their own (:func:`stable_rank_from_gram`, :func:`nuclear_rank`).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

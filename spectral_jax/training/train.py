@@ -35,7 +35,6 @@ References:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import signal
@@ -45,16 +44,15 @@ import time
 from typing import Any, Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from spectral_jax import files
-from spectral_jax import labels
-from spectral_jax import linalg
 from spectral_jax.training import checkpoint as ckpt_lib
 from spectral_jax.training import data as data_lib
 from spectral_jax.training import metrics as metrics_lib
 from spectral_jax.training import sharding as shard_lib
+from spectral_jax.training import summary as summary_lib
+from spectral_jax.training.summary import Tally
 # The names below are re-exported: ``spectral_jax.training.train`` was one
 # module, and tests, benchmarks and experiments import them from here.
 from spectral_jax.training.config import PRESETS
@@ -180,19 +178,6 @@ class _Run(NamedTuple):
   expect: dict                 # what a checkpoint must match to resume.
 
 
-@dataclasses.dataclass
-class _Tally:
-  """What changes from step to step besides the training state."""
-  pending: list                # losses since the last logged row.
-  timing: dict = dataclasses.field(default_factory=lambda: {
-      "train_s": 0.0, "track_s": 0.0, "eval_s": 0.0, "compile_s": 0.0})
-  timed_steps: int = 0         # steps in train_s (the first call compiles).
-  steps_since: int = 0
-  time_since: float = 0.0
-  first_call: bool = True
-  last_val: float | None = None
-
-
 class _Saver:
   """The run's checkpoints: opened when asked for (or on an interrupt)."""
 
@@ -287,7 +272,7 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
   if isinstance(started, dict):
     return started
   state, start, pending, resume = started
-  tally = _Tally(pending=pending)
+  tally = Tally(pending=pending)
   bar = _progress(progress, config.steps, start, config.optimizer)
   step = start
   while True:
@@ -312,8 +297,8 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
   if bar is not None:
     bar.close()
   saver.close()
-  return _finish(run, out, state, tally, figures, t_start,
-                 start if resume else None)
+  return summary_lib.finish(run.config, run.data.name, out, state.params, tally,
+                            figures, t_start, start if resume else None)
 
 
 def _stop(run, saver, bar, state, step, tally, stop_after, interrupted):
@@ -335,7 +320,7 @@ def _stop(run, saver, bar, state, step, tally, stop_after, interrupted):
   return False
 
 
-def _log_row(run: _Run, state, step: int, done: bool, tally: _Tally):
+def _log_row(run: _Run, state, step: int, done: bool, tally: Tally):
   """Writes the row for ``step`` (state after ``step`` updates); its batch."""
   config = run.config
   row = {"step": step}
@@ -343,7 +328,7 @@ def _log_row(run: _Run, state, step: int, done: bool, tally: _Tally):
     row["train_loss"] = float(np.mean(np.asarray(tally.pending, np.float64)))
     tally.pending = []
     if tally.time_since > 0:
-      row["tokens_per_s"] = round(tally.steps_since * _tokens_per_step(
+      row["tokens_per_s"] = round(tally.steps_since * summary_lib.tokens_per_step(
           config) / tally.time_since, 1)
     tally.steps_since, tally.time_since = 0, 0.0
   if (config.eval_every and step % config.eval_every == 0) or done:
@@ -365,7 +350,7 @@ def _log_row(run: _Run, state, step: int, done: bool, tally: _Tally):
   return x, y
 
 
-def _update(run: _Run, state, step: int, x, y, tally: _Tally):
+def _update(run: _Run, state, step: int, x, y, tally: Tally):
   """One training step, timed (the first call, which compiles, apart)."""
   t0 = time.perf_counter()
   state, loss = run.step_fn(state, run.rest, x, y)
@@ -384,56 +369,6 @@ def _update(run: _Run, state, step: int, x, y, tally: _Tally):
                              f"step {step}; lower the learning rate.")
   tally.pending.append(loss)
   return state
-
-
-def _tokens_per_step(config: TrainConfig) -> int:
-  return config.batch_size * config.context
-
-
-# --------------------------------------------------------------------------
-# The summary.
-# --------------------------------------------------------------------------
-def _finish(run: _Run, out, state, tally: _Tally, figures, t_start,
-            resumed_from) -> dict:
-  """Writes ``summary.json`` (and the figures) and returns the summary."""
-  config, timing = run.config, tally.timing
-  rows = read_metrics(out)
-  train_s, n = timing["train_s"], tally.timed_steps
-  summary = {
-      "optimizer": config.optimizer,
-      "config": metrics_lib.jsonable(dataclasses.asdict(config)),
-      "data": run.data.name,
-      "n_params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
-      "final_val_loss": tally.last_val,
-      "final_train_loss": next((r["train_loss"] for r in reversed(rows)
-                                if "train_loss" in r), None),
-      # None when nothing was trained (e.g. --steps 0): no rate to report.
-      "tokens_per_s": (round(n * _tokens_per_step(config) / train_s, 1)
-                       if n > 0 and train_s > 0 else None),
-      "track_overhead": (round(timing["track_s"] / train_s, 4)
-                         if train_s > 0 else None),
-      "timing_s": {k: round(v, 2) for k, v in timing.items()},
-      "wall_s": round(time.perf_counter() - t_start, 2),
-      "resumed_from": resumed_from,
-      # st(W) of every hidden matrix at the end (paper 3: Muon keeps it higher).
-      "weight_stable_rank": _weight_stable_ranks(state.params),
-  }
-  if figures is not None:
-    summary["figures"] = figures(rows, out, config.optimizer)
-  files.atomic_write_text(out / "summary.json",
-                          json.dumps(summary, indent=2) + "\n")
-  return summary
-
-
-def _weight_stable_ranks(params) -> dict[str, list[float]]:
-  param_labels = hidden_matrix_labels(params)
-  out = {}
-  for (path, w), lab in zip(jax.tree_util.tree_flatten_with_path(params)[0],
-                            jax.tree.leaves(param_labels)):
-    if lab == "hidden":
-      val = np.atleast_1d(np.asarray(linalg.stable_rank(w.astype(jnp.float32))))
-      out[labels.path_name(path)] = [round(float(v), 4) for v in val]
-  return out
 
 
 def _progress(enabled, total, start, desc):
