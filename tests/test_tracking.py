@@ -77,7 +77,8 @@ def test_tracked_ranks_match_numpy(rng):
                              rtol=RTOL)
   ref_loss, grads = jax.value_and_grad(T.make_loss_fn(graphdef))(
       params, rest, x, y)
-  assert float(loss) == float(ref_loss)
+  # Same loss; jitted beside the capture vs op by op: a few float32 ulps.
+  np.testing.assert_allclose(float(loss), float(ref_loss), rtol=1e-6)
   flat = {labels.path_name(p): np.asarray(g, np.float64)
           for p, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
   assert set(nr) == set(flat)
