@@ -10,7 +10,7 @@ Examples::
   spectral-jax train-gpt --out /tmp/gpt --qk-clip 100         # + QK-clip, τ = 100
   spectral-jax train-gpt --preset gpt2-small --data fineweb10B/ --out runs/124m
 
-Every field of :class:`spectral_jax.training.train.TrainConfig` is a flag
+Every field of :class:`spectral_jax.training.config.TrainConfig` is a flag
 (``--d-model 192``, ``--track-every 0`` to turn tracking off); the preset
 supplies the defaults. ``--mesh data=N,fsdp=M`` shards over N·M devices
 (multi-host: see ``spectral_jax.training.sharding``).
@@ -99,6 +99,15 @@ def config_from_args(args: argparse.Namespace):
     raise UsageError(str(err)) from None
 
 
+def train(config, out_dir, **kwargs) -> dict:
+  """:func:`spectral_jax.training.train.train` with the paper's figures
+  (:mod:`experiments.train_gpt_figures`) when it plots."""
+  from experiments import train_gpt_figures  # pylint: disable=g-import-not-at-top
+  from spectral_jax.training import train as train_lib  # pylint: disable=g-import-not-at-top
+  return train_lib.train(config, out_dir,
+                         figures=train_gpt_figures.write_figures, **kwargs)
+
+
 def run_comparison(config, optimizers, out_dir, *, progress=True,
                    model_fn=None, data=None, resume=False) -> dict:
   """Trains ``config`` once per optimizer into ``out_dir/<opt>``.
@@ -120,7 +129,7 @@ def run_comparison(config, optimizers, out_dir, *, progress=True,
   for opt in optimizers:
     cfg = dataclasses.replace(config, optimizer=opt)
     arm = out_dir / opt
-    summaries[opt] = train_lib.train(
+    summaries[opt] = train(
         cfg, arm, progress=progress, model_fn=model_fn, data=data,
         resume=resume and arm.exists())
     rows[opt] = train_lib.read_metrics(out_dir / opt)
@@ -193,8 +202,7 @@ def main(args: argparse.Namespace) -> int:
       print(result["table"])
       print(f"wrote {pathlib.Path(args.out) / 'summary.md'}")
       return 0
-    summary = train_lib.train(config, args.out, resume=args.resume,
-                              progress=progress)
+    summary = train(config, args.out, resume=args.resume, progress=progress)
   except (ValueError, RuntimeError, ArithmeticError,
           ckpt_lib.CheckpointError) as err:
     raise UsageError(str(err)) from None

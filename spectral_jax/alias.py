@@ -151,47 +151,44 @@ def muon(
                       ("adam_weight_decay", adam_weight_decay),
                       ("adam_eps_root", adam_eps_root)):
     checks.check_range(name, value, 0.0, what="a finite number >= 0")
-  param_labels, dims_fn = labels.matrix_labels(muon_weight_dimension_numbers,
-                                            "muon", "adam")
-  return optax.partition(
-      transforms={
-          "muon": optax.chain(
-              transforms.scale_by_muon(
-                  ns_coeffs=ns_coeffs,
-                  ns_steps=ns_steps,
-                  beta=beta,
-                  eps=eps,
-                  mu_dtype=mu_dtype,
-                  nesterov=nesterov,
-                  adaptive=adaptive,
-                  preconditioning=preconditioning,
-                  weight_dimension_numbers=dims_fn,
-                  polar_method=polar_method,
-                  compute_dtype=compute_dtype,
-                  group_equal_shapes=group_equal_shapes,
-                  momentum_style=momentum_style,
-              ),
-              transforms.scale_by_shape(
-                  weight_dimension_numbers=dims_fn,
-                  consistent_rms=consistent_rms,
-                  adjust_lr=adjust_lr,
-              ),
-              optax.add_decayed_weights(weight_decay, weight_decay_mask),
-              optax.scale_by_learning_rate(learning_rate),
-          ),
-          "adam": optax.adamw(
-              learning_rate=adam_learning_rate,
-              b1=adam_b1,
-              b2=adam_b2,
-              eps=eps,
-              eps_root=adam_eps_root,
-              weight_decay=adam_weight_decay,
-              mu_dtype=mu_dtype,
-              nesterov=nesterov,
-          ),
-      },
-      param_labels=param_labels,
+  def matrix_tx(dims_fn):
+    return optax.chain(
+        transforms.scale_by_muon(
+            ns_coeffs=ns_coeffs,
+            ns_steps=ns_steps,
+            beta=beta,
+            eps=eps,
+            mu_dtype=mu_dtype,
+            nesterov=nesterov,
+            adaptive=adaptive,
+            preconditioning=preconditioning,
+            weight_dimension_numbers=dims_fn,
+            polar_method=polar_method,
+            compute_dtype=compute_dtype,
+            group_equal_shapes=group_equal_shapes,
+            momentum_style=momentum_style,
+        ),
+        transforms.scale_by_shape(
+            weight_dimension_numbers=dims_fn,
+            consistent_rms=consistent_rms,
+            adjust_lr=adjust_lr,
+        ),
+        optax.add_decayed_weights(weight_decay, weight_decay_mask),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+  adam = optax.adamw(
+      learning_rate=adam_learning_rate,
+      b1=adam_b1,
+      b2=adam_b2,
+      eps=eps,
+      eps_root=adam_eps_root,
+      weight_decay=adam_weight_decay,
+      mu_dtype=mu_dtype,
+      nesterov=nesterov,
   )
+  return labels.matrix_partition(muon_weight_dimension_numbers, matrix_tx,
+                                 adam, matrix_label="muon", other_label="adam")
 
 
 def specgd(
@@ -238,19 +235,14 @@ def specgd(
   elif not isinstance(other, optax.GradientTransformation):
     raise ValueError(f"other={other!r} is not allowed; other must be an "
                      "optax.GradientTransformation or None (AdamW).")
-  param_labels, dims_fn = labels.matrix_labels(weight_dimension_numbers,
-                                            "specgd", "other")
-  return optax.partition(
-      transforms={
-          "specgd": optax.chain(
-              transforms.scale_by_specgd(
-                  polar_method, lipschitz, ns_coeffs=ns_coeffs, ns_steps=ns_steps,
-                  eps=eps, weight_dimension_numbers=dims_fn,
-                  compute_dtype=compute_dtype),
-              optax.add_decayed_weights(weight_decay, weight_decay_mask),
-              optax.scale_by_learning_rate(learning_rate),
-          ),
-          "other": other,
-      },
-      param_labels=param_labels,
-  )
+  return labels.matrix_partition(
+      weight_dimension_numbers,
+      lambda dims_fn: optax.chain(
+          transforms.scale_by_specgd(
+              polar_method, lipschitz, ns_coeffs=ns_coeffs, ns_steps=ns_steps,
+              eps=eps, weight_dimension_numbers=dims_fn,
+              compute_dtype=compute_dtype),
+          optax.add_decayed_weights(weight_decay, weight_decay_mask),
+          optax.scale_by_learning_rate(learning_rate),
+      ),
+      other, matrix_label="specgd", other_label="other")

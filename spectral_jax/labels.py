@@ -290,7 +290,8 @@ def matrix_labels(dimension_numbers, matrix_label: str = "matrix",
   return param_labels, dims_fn
 
 
-def matrix_partition(dimension_numbers, matrix_tx, other_tx
+def matrix_partition(dimension_numbers, matrix_tx, other_tx, *,
+                     matrix_label: str = "matrix", other_label: str = "other"
                      ) -> optax.GradientTransformation:
   """``optax.partition``: matrix leaves get ``matrix_tx``, the others ``other_tx``.
 
@@ -306,14 +307,18 @@ def matrix_partition(dimension_numbers, matrix_tx, other_tx
       the leaves it sees (``dims_fn(params)`` is the spec tree with
       ``MaskedNode`` where the partition masks a leaf).
     other_tx: the transformation of every other leaf.
+    matrix_label, other_label: the partition's labels, which name the two
+      branches of its state (e.g. optax.contrib.muon's ``'muon'`` /
+      ``'adam'``; checkpoints record them in their paths).
 
   Returns:
     The partitioned ``GradientTransformation``.
   """
-  param_labels, dims_fn = matrix_labels(dimension_numbers)
+  param_labels, dims_fn = matrix_labels(dimension_numbers, matrix_label,
+                                        other_label)
   if not isinstance(matrix_tx, optax.GradientTransformation):
     matrix_tx = matrix_tx(dims_fn)
-  return optax.partition({"matrix": matrix_tx, "other": other_tx},
+  return optax.partition({matrix_label: matrix_tx, other_label: other_tx},
                          param_labels)
 
 

@@ -124,7 +124,7 @@ def test_plain_flax_layers_are_captured_and_patch_is_undone(rng):
   assert nnx.Linear.__call__ is linear_call
   assert nnx.Embed.__call__ is embed_call
   names = [e.name for e in report]
-  assert names == ["emb.embedding", "fc.kernel", "out.kernel"]
+  assert names == ["emb/embedding", "fc/kernel", "out/kernel"]
   counts = np.bincount(np.asarray(tokens), minlength=11)
   assert report.entries[0].kind == "embedding"
   assert report.entries[0].st == pytest.approx(25 / counts.max(), rel=1e-6)
@@ -193,19 +193,19 @@ def test_report_on_tiny_gpt_has_one_entry_per_matrix_and_layer(rng):
   model = GPT(cfg, rngs=nnx.Rngs(_seed(rng)))
   tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, size=(4, 9)))
   report = diagnostics.layerwise_report(model, tokens, _lm_loss)
-  per_layer = [f"blocks.{m}.kernel[{l}]" for m in
-               ("attn.k", "attn.o", "attn.q", "attn.v", "mlp.fc", "mlp.proj")
+  per_layer = [f"blocks/{m}/kernel[{l}]" for m in
+               ("attn/k", "attn/o", "attn/q", "attn/v", "mlp/fc", "mlp/proj")
                for l in range(cfg.n_layer)]
   assert sorted(e.name for e in report) == sorted(
-      per_layer + ["lm_head.kernel", "wte.embedding"])
+      per_layer + ["lm_head/kernel", "wte/embedding"])
   by = {e.name: e for e in report}
   # Table 1: Q, K, V and O of one block share the activation A_rms.
   for l in range(cfg.n_layer):
-    sts = {by[f"blocks.attn.{m}.kernel[{l}]"].st for m in "qkvo"}
+    sts = {by[f"blocks/attn/{m}/kernel[{l}]"].st for m in "qkvo"}
     assert max(sts) == pytest.approx(min(sts), rel=1e-12)
   counts = np.bincount(np.asarray(tokens[:, :-1]).reshape(-1),
                        minlength=cfg.vocab_size)
-  assert by["wte.embedding"].st == pytest.approx(32 / counts.max(), rel=1e-6)
+  assert by["wte/embedding"].st == pytest.approx(32 / counts.max(), rel=1e-6)
   d = report.to_dict()
   assert json.loads(report.to_json()) == d
   assert len(d["entries"]) == len(report)
@@ -238,7 +238,7 @@ def test_module_docstring_example_runs(capsys):
   assert 5 <= len(lines) <= 11
   exec("\n".join(lines), {})
   out = capsys.readouterr().out
-  assert "blocks.mlp.fc.kernel[1]" in out and "wte.embedding" in out
+  assert "blocks/mlp/fc/kernel[1]" in out and "wte/embedding" in out
 
 
 # ----------------------------------------------------------------- monitor
@@ -269,3 +269,32 @@ def test_monitor_records_nuclear_rank_and_passes_updates_through(rng):
 def test_monitor_rejects_bad_every():
   with pytest.raises(ValueError, match="every"):
     diagnostics.monitor_nuclear_rank(every=0)
+
+
+# ---------------------------------------------------------- sown statistics
+
+
+class _SharedInput(nnx.Module):
+  """a and b multiply one array; c an equal copy of it (another array)."""
+
+  def __init__(self, rngs):
+    from spectral_jax.models import layers  # pylint: disable=g-import-not-at-top
+    self.a, self.b, self.c = (layers.Linear(5, 4, rngs=rngs, param_dtype=F64)
+                              for _ in range(3))
+
+  def __call__(self, x):
+    return self.a(x) + self.b(x) + self.c(x * 1.0)
+
+
+@pytest.mark.parametrize("distinct", [True, False])
+def test_sown_statistics_counts_each_array_once(rng, distinct):
+  model = _SharedInput(nnx.Rngs(_seed(rng)))
+  x = rng.standard_normal((7, 5))
+  grams, token_st = diagnostics.sown_statistics(model, jnp.asarray(x),
+                                                distinct=distinct)
+  # Identity, not contents, decides: c's input equals a's but is its own array.
+  want = {"a/inputs", "c/inputs"} | (set() if distinct else {"b/inputs"})
+  assert set(grams) == want and token_st == {}
+  for g in grams.values():  # 7 rows ≥ 5 features: the 5 × 5 side, float64.
+    np.testing.assert_allclose(g, x.T @ x, rtol=1e-12)
+  assert nnx.Module.sow.__qualname__ == "Module.sow"  # the patch is undone

@@ -122,9 +122,11 @@ def test_specgd_step_size_is_nuclear_norm(rng):
 
 @pytest.mark.slow  # ~4 min on the loaded 2-core machine (4 compiles + tracking)
 def test_train_tracks_and_resume_matches_uninterrupted(tmp_path, tiny_data):
+  from experiments import train_gpt  # pylint: disable=g-import-not-at-top
   cfg = _tiny(ckpt_every=4)
-  full = T.train(cfg, tmp_path / "full", data=tiny_data, progress=False,
-                 plots=True)
+  # The paper's figures (fig2_...) are the train-gpt experiment's.
+  full = train_gpt.train(cfg, tmp_path / "full", data=tiny_data,
+                         progress=False, plots=True)
   rows = T.read_metrics(tmp_path / "full")
   losses = [r["train_loss"] for r in rows if "train_loss" in r]
   assert losses[-1] < losses[0]

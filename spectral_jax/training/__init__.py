@@ -1,5 +1,10 @@
 """GPT training: data sources, the loop with spectral tracking, checkpoints, sharding.
 
+Modules: ``config`` (TrainConfig, presets), ``optimizers`` (by name),
+``schedules``, ``steps`` (model, loss, step), ``tracking`` (on
+:mod:`spectral_jax.diagnostics`), ``metrics``, ``summary``, ``train`` (the
+loop), ``data``, ``checkpoint``, ``sharding``.
+
 Library code, usable from a notebook::
 
   from spectral_jax.training import preset, train_gpt
@@ -21,12 +26,12 @@ from spectral_jax.training.data import token_shards
 from spectral_jax.training.data import write_shard
 from spectral_jax.training.sharding import make_mesh
 from spectral_jax.training.sharding import param_shardings
-from spectral_jax.training.train import OPTIMIZERS
-from spectral_jax.training.train import PRESETS
-from spectral_jax.training.train import TrainConfig
-from spectral_jax.training.train import make_optimizer
-from spectral_jax.training.train import preset
-from spectral_jax.training.train import read_metrics
+from spectral_jax.training.config import PRESETS
+from spectral_jax.training.config import TrainConfig
+from spectral_jax.training.config import preset
+from spectral_jax.training.metrics import read_metrics
+from spectral_jax.training.optimizers import OPTIMIZERS
+from spectral_jax.training.optimizers import make_optimizer
 from spectral_jax.training.train import train as train_gpt
 
 __all__ = [
