@@ -4,7 +4,7 @@ An experiment module (see ``experiments/registry.py`` for the contract) uses:
 
   * ``claim(id, experiment, claim, paper, measured, holds, rule=...)``: one row
     of the claims table (a plain dict, JSON-ready);
-  * ``write_jsonl(path, rows)``, ``atomic_write_text``, ``atomic_write_json``:
+  * ``write_jsonl(path, rows)``, ``atomic_write_json``:
     every file is written to a temporary file in the same folder and then
     ``os.replace``-d, so a run killed halfway never leaves a half-written file;
   * ``save_figure(fig, path)`` (atomic PNG, closes the figure), ``subplots``,
@@ -25,15 +25,13 @@ import math
 import os
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from spectral_jax.files import atomic_write
-from spectral_jax.files import atomic_write_text
+from spectral_jax import files
 
 import jax
 import numpy as np
 
 __all__ = [
     "atomic_write_json",
-    "atomic_write_text",
     "claim",
     "claims_table",
     "enable_x64",
@@ -162,14 +160,14 @@ def claim(id: str, experiment: str, claim: str, paper: str, measured: Any,
 # --------------------------------------------------------------------------
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> str:
   """Writes ``obj`` as indented JSON, atomically."""
-  return atomic_write_text(
+  return files.atomic_write_text(
       path, json.dumps(to_jsonable(obj), indent=1, ensure_ascii=False) + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping]) -> str:
   """Writes one JSON object per line (e.g. one per step), atomically."""
   text = "".join(json.dumps(to_jsonable(r)) + "\n" for r in rows)
-  return atomic_write_text(path, text)
+  return files.atomic_write_text(path, text)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -249,7 +247,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
   """Saves ``fig`` as PNG atomically and closes it. Returns the path."""
   import matplotlib.pyplot as plt
   fig.tight_layout()
-  out = atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi),
+  out = files.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi),
                       "wb")
   plt.close(fig)
   return out
@@ -391,7 +389,7 @@ def write_report(out_dir: str | os.PathLike, results: Sequence[Mapping], *,
     if r.get("claims"):
       parts += [claims_table(r["claims"]), ""]
     parts += [f"Raw per-step series: `{r['name']}/metrics.jsonl`.", ""]
-  report = atomic_write_text(os.path.join(out_dir, "report.md"),
+  report = files.atomic_write_text(os.path.join(out_dir, "report.md"),
                              "\n".join(parts))
   claims_path = atomic_write_json(
       os.path.join(out_dir, "claims.json"),
