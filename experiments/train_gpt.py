@@ -12,8 +12,12 @@ Examples::
 
 Every field of :class:`spectral_jax.training.config.TrainConfig` is a flag
 (``--d-model 192``, ``--track-every 0`` to turn tracking off); the preset
-supplies the defaults. ``--mesh data=N,fsdp=M`` shards over N·M devices
-(multi-host: see ``spectral_jax.training.sharding``).
+supplies the defaults. ``--mesh data=N,fsdp=M`` shards over N·M devices.
+Several processes (hosts) run the same command with ``--coordinator
+HOST:PORT --num-processes N --process-id I`` (or JAX's environment
+variables); the mesh then spans every process's devices, process 0 writes
+metrics, figures and summaries, and all write their checkpoint shards
+(:mod:`spectral_jax.training.distributed`).
 
 Measured (2026-11-24, shared 2-core CPU) for the default
 ``spectral-jax train-gpt --out /tmp/gpt`` (cpu-small: 4 × 128, context 128,
@@ -64,6 +68,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "DIR/val_loss.png")
   parser.add_argument("--no-progress", action="store_true",
                       help="no progress bar")
+  multi = parser.add_argument_group(
+      "several processes (one per host; JAX_COORDINATOR_ADDRESS, "
+      "JAX_NUM_PROCESSES, JAX_PROCESS_ID when not given)")
+  multi.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                     help="address of process 0, the same in every process")
+  multi.add_argument("--num-processes", default=None, metavar="N",
+                     help="how many processes run this command")
+  multi.add_argument("--process-id", default=None, metavar="I",
+                     help="this process, 0 … N−1 (0 writes the files)")
   group = parser.add_argument_group("configuration (override the preset)")
   for field in dataclasses.fields(train_lib.TrainConfig):
     if field.name in _SKIP_FLAGS:
@@ -122,6 +135,7 @@ def run_comparison(config, optimizers, out_dir, *, progress=True,
     ``{"summaries": {opt: summary}, "figure": path, "table": markdown}``.
   """
   from spectral_jax.training import data as data_lib  # pylint: disable=g-import-not-at-top
+  from spectral_jax.training import distributed  # pylint: disable=g-import-not-at-top
   from spectral_jax.training import train as train_lib  # pylint: disable=g-import-not-at-top
   out_dir = pathlib.Path(out_dir)
   data = data if data is not None else data_lib.load_data(config.data)
@@ -133,8 +147,11 @@ def run_comparison(config, optimizers, out_dir, *, progress=True,
         cfg, arm, progress=progress, model_fn=model_fn, data=data,
         resume=resume and arm.exists())
     rows[opt] = train_lib.read_metrics(out_dir / opt)
-  figure = _plot_val(rows, out_dir / "val_loss.png", config)
   table = _table(summaries)
+  if not distributed.is_primary():  # Process 0 writes the comparison.
+    return {"summaries": summaries, "figure": None, "table": table,
+            "metrics": rows}
+  figure = _plot_val(rows, out_dir / "val_loss.png", config)
   text = (f"# Optimizer comparison ({config.preset}, {config.steps} steps, "
           f"data {summaries[optimizers[0]]['data']})\n\n"
           f"![validation loss](val_loss.png)\n\n{table}\n")
@@ -184,8 +201,16 @@ def _plot_val(rows, path, config):
 def main(args: argparse.Namespace) -> int:
   from spectral_jax.training import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
   from spectral_jax.training import train as train_lib  # pylint: disable=g-import-not-at-top
+  from spectral_jax.training import distributed  # pylint: disable=g-import-not-at-top
+  try:
+    cluster = distributed.cluster_from(
+        getattr(args, "coordinator", None), getattr(args, "num_processes", None),
+        getattr(args, "process_id", None))
+  except ValueError as err:
+    raise UsageError(str(err)) from None
   config = config_from_args(args)
-  progress = not args.no_progress
+  distributed.initialize(cluster)
+  progress = not args.no_progress and distributed.is_primary()
   try:
     if args.compare:
       opts = [o.strip() for o in args.compare.split(",") if o.strip()]
@@ -199,8 +224,9 @@ def main(args: argparse.Namespace) -> int:
       ckpt_lib.check_writable(args.out)
       result = run_comparison(config, opts, args.out, progress=progress,
                               resume=args.resume)
-      print(result["table"])
-      print(f"wrote {pathlib.Path(args.out) / 'summary.md'}")
+      if distributed.is_primary():
+        print(result["table"])
+        print(f"wrote {pathlib.Path(args.out) / 'summary.md'}")
       return 0
     summary = train(config, args.out, resume=args.resume, progress=progress)
   except (ValueError, RuntimeError, ArithmeticError,
@@ -208,5 +234,6 @@ def main(args: argparse.Namespace) -> int:
     raise UsageError(str(err)) from None
   keep = ("optimizer", "n_params", "final_val_loss", "final_train_loss",
           "tokens_per_s", "track_overhead", "wall_s")
-  print(json.dumps({k: summary[k] for k in keep}, indent=1))
+  if distributed.is_primary():
+    print(json.dumps({k: summary[k] for k in keep}, indent=1))
   return 0

@@ -27,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-__all__ = ["Cluster", "cluster_from", "initialize", "is_primary"]
+__all__ = ["Cluster", "barrier", "cluster_from", "initialize", "is_primary",
+           "to_host"]
 
 _ENV = {"coordinator": "JAX_COORDINATOR_ADDRESS",
         "num_processes": "JAX_NUM_PROCESSES",
@@ -100,3 +101,21 @@ def is_primary() -> bool:
   """True in the process that writes metrics, figures and summaries."""
   import jax  # pylint: disable=g-import-not-at-top
   return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Waits until every process reaches ``name`` (no-op for one process)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)
+
+
+def to_host(tree):
+  """``tree`` as NumPy arrays, whole, in every process (a collective when
+  its arrays span several processes: every process must call it)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return multihost_utils.process_allgather(tree, tiled=True)

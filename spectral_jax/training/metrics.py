@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from spectral_jax import files
+from spectral_jax.training import distributed
 
 __all__ = [
     "append_row",
@@ -57,21 +58,24 @@ def read_metrics(out_dir) -> list[dict]:
 
 
 def append_row(path: pathlib.Path, row: dict) -> None:
-  """Appends one row to the metrics file and flushes it."""
+  """Appends one row to the metrics file and flushes it (process 0 only)."""
+  if not distributed.is_primary():
+    return
   with open(path, "a") as f:
     f.write(json.dumps(row) + "\n")
     f.flush()
 
 
 def rewrite_rows(path: pathlib.Path, rows: list[dict]) -> None:
-  """Replaces the metrics file by ``rows``, atomically."""
-  files.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+  """Replaces the metrics file by ``rows``, atomically (process 0 only)."""
+  if distributed.is_primary():
+    files.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def to_json(tree):
   """A tree of arrays as nested lists of floats rounded to 6 decimals."""
   return jax.tree.map(lambda v: np.asarray(v, np.float64).round(6).tolist(),
-                      jax.device_get(tree))
+                      distributed.to_host(tree))
 
 
 def jsonable(d):

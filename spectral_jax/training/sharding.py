@@ -37,6 +37,7 @@ __all__ = [
     "MESH_AXES",
     "batch_sharding",
     "make_mesh",
+    "on_mesh",
     "param_partition_spec",
     "param_shardings",
     "parse_mesh",
@@ -130,3 +131,12 @@ def batch_sharding(mesh: Mesh, batch_size: int) -> NamedSharding:
     raise ValueError(f"batch_size={batch_size} must be divisible by the "
                      f"{n} devices of the mesh (data × fsdp).")
   return NamedSharding(mesh, P(MESH_AXES, None))
+
+
+def on_mesh(tree, mesh: Mesh):
+  """Each leaf's sharding if it lies on ``mesh``, else replicated on it."""
+  replicated = NamedSharding(mesh, P())
+  return jax.tree.map(
+      lambda a: a.sharding if (isinstance(a.sharding, NamedSharding)
+                               and a.sharding.mesh == mesh) else replicated,
+      tree)

@@ -14,6 +14,7 @@ import numpy as np
 from spectral_jax import files
 from spectral_jax import labels
 from spectral_jax import linalg
+from spectral_jax.training import distributed
 from spectral_jax.training import metrics as metrics_lib
 from spectral_jax.training.optimizers import hidden_matrix_labels
 
@@ -67,6 +68,8 @@ def finish(config: TrainConfig, data_name: str, out, params, tally: Tally,
       # st(W) of every hidden matrix at the end (paper 3: Muon keeps it higher).
       "weight_stable_rank": weight_stable_ranks(params),
   }
+  if not distributed.is_primary():  # Process 0 writes; the others return.
+    return summary
   if figures is not None:
     summary["figures"] = figures(rows, out, config.optimizer)
   files.atomic_write_text(out / "summary.json",
@@ -81,6 +84,7 @@ def weight_stable_ranks(params) -> dict[str, list[float]]:
   for (path, w), lab in zip(jax.tree_util.tree_flatten_with_path(params)[0],
                             jax.tree.leaves(param_labels)):
     if lab == "hidden":
-      val = np.atleast_1d(np.asarray(linalg.stable_rank(w.astype(jnp.float32))))
+      val = np.atleast_1d(distributed.to_host(
+          linalg.stable_rank(w.astype(jnp.float32))))
       out[labels.path_name(path)] = [round(float(v), 4) for v in val]
   return out

@@ -46,9 +46,9 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
-from spectral_jax import files
 from spectral_jax.training import checkpoint as ckpt_lib
 from spectral_jax.training import data as data_lib
+from spectral_jax.training import distributed
 from spectral_jax.training import metrics as metrics_lib
 from spectral_jax.training import sharding as shard_lib
 from spectral_jax.training import summary as summary_lib
@@ -124,7 +124,10 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False,
     and paths.
   """
   out = ckpt_lib.check_writable(out_dir)
-  with ckpt_lib.RunLock(out), _deferred_interrupt() as interrupted:
+  # Several processes of one run share the folder: process 0 holds the lock.
+  lock = (ckpt_lib.RunLock(out) if distributed.is_primary()
+          else contextlib.nullcontext())
+  with lock, _deferred_interrupt() as interrupted:
     return _train_locked(config, out, resume, model_fn, data, stop_after,
                          progress, (figures or metrics_lib.write_loss_figure)
                          if plots else None, interrupted)
@@ -209,6 +212,10 @@ def _setup(config: TrainConfig, out, model_fn, data):
     x_sharding = shard_lib.batch_sharding(mesh, config.batch_size)
   state = TrainState(params, jax.jit(tx.init)(params),
                      jax.random.key_data(jax.random.key(config.seed)))
+  if mesh is not None:
+    # Leaves the params do not place (step counts, the key) are replicated
+    # over the mesh: one jitted step cannot mix mesh and single devices.
+    state = jax.device_put(state, shard_lib.on_mesh(state, mesh))
   state_shardings = jax.tree.map(lambda a: a.sharding, state)
   put = lambda a: jax.device_put(a, x_sharding) if x_sharding is not None else a
   # The data by content, not by path only: a file rewritten between a kill
@@ -246,7 +253,7 @@ def _start(run: _Run, out, saver: _Saver, state, resume: bool):
   if ckpt.latest_step() is None:
     print(f"--resume: no checkpoint in {saver.ckpt_dir}; starting the run "
           "over.", file=sys.stderr)
-    files.atomic_write_text(run.metrics_path, "")
+    metrics_lib.rewrite_rows(run.metrics_path, [])
     return state, 0, [], False
   state, meta = ckpt.restore(state, run.expect)
   start = int(meta["step"])
@@ -266,6 +273,8 @@ def _train_locked(config, out, resume, model_fn, data, stop_after, progress,
       ckpt_dir.exists() and any(ckpt_dir.iterdir()))):
     raise ValueError(f"--out {out} already holds a run (metrics.jsonl or "
                      "ckpt/); pass --resume to continue it or choose a new folder.")
+  # Every process has looked at the folder before process 0 writes to it.
+  distributed.barrier("spectral_jax.train.start")
   run, state = _setup(config, out, model_fn, data)
   saver = _Saver(run, ckpt_dir, bool(
       config.ckpt_every or resume or stop_after is not None))
