@@ -196,7 +196,10 @@ def mesh_rows(spec: str, layers: int = 12, width: int = 768,
     params, grads = _tree(stacked, jnp.float32, layers, width)
     shard = jax.tree.map(lambda x: NamedSharding(
         mesh, matrix_spec(x.shape, mesh, stacked and x.ndim >= 3)), params)
-    shard_bytes = sum(x.nbytes for x in jax.tree.leaves(params)) / mesh.size
+    # The parameter shard one device holds (replicated over data).
+    shard_bytes = sum(
+        math.prod(sh.shard_shape(x.shape)) * x.dtype.itemsize
+        for x, sh in zip(jax.tree.leaves(params), jax.tree.leaves(shard)))
     for name in ("ours", "optax"):
       log(f"mesh {spec} {'stacked' if stacked else 'per_layer'} {name} ...")
       tx1 = _optimizers(None, stacked)[name]

@@ -67,7 +67,7 @@ def muon(
     adjust_lr: str | None = None,
     weight_layout: str = "flax",
     mesh: Any = None,
-    batch_bytes: int | None = placement.DEFAULT_BATCH_BYTES,
+    batch_bytes: int | None = None,
 ) -> optax.GradientTransformation:
   r"""Muon: momentum orthogonalised by Newton–Schulz (or an exact polar).
 
@@ -123,7 +123,8 @@ def muon(
       out, none inside the iteration; the updates keep the gradients'
       shardings and equal the single-device ones to float rounding.
     batch_bytes: memory budget of the batched orthogonalisation: input bytes
-      per call and device (``None``: one call per shape).
+      per call and device, a Python int (``None``: 16 MiB,
+      ``placement.DEFAULT_BATCH_BYTES``).
 
   With ``momentum_style='torch', adjust_lr='original', eps=1e-7,
   weight_layout='torch'`` the matrix leaves follow torch.optim.Muon's update
@@ -221,7 +222,7 @@ def specgd(
     eps: float | None = None,
     compute_dtype: Any = None,
     mesh: Any = None,
-    batch_bytes: int | None = placement.DEFAULT_BATCH_BYTES,
+    batch_bytes: int | None = None,
 ) -> optax.GradientTransformation:
   r"""Spectral gradient descent on matrix leaves, ``other`` on the rest.
 

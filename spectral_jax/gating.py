@@ -169,7 +169,7 @@ def gated_spectral(
 def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
                  margin: float = 1.0, method: str = "svd",
                  lipschitz: float | None = None, mesh=None,
-                 batch_bytes: int | None = placement.DEFAULT_BATCH_BYTES
+                 batch_bytes: int | None = None
                  ) -> optax.GradientTransformation:
   r"""``W ← W − η·(‖G‖_*/L) polar(G)`` where nr(G) ≥ m·st(A), else ``W − η G``.
 

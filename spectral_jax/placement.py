@@ -68,7 +68,11 @@ MatrixFn = Callable[[jax.Array], jax.Array]
 
 
 def check_placement(mesh, batch_bytes) -> None:
-  """Raise ``ValueError`` naming ``mesh`` / ``batch_bytes`` if not allowed."""
+  """Raise ``ValueError`` naming ``mesh`` / ``batch_bytes`` if not allowed.
+
+  ``batch_bytes`` shapes the program, so it must be a Python int (under
+  ``optax.inject_hyperparams``, list it in ``static_args``).
+  """
   if mesh is not None and not isinstance(
       mesh, (jax.sharding.Mesh, jax.sharding.AbstractMesh)):
     raise ValueError(f"mesh={mesh!r} is not allowed; mesh must be a "
@@ -77,12 +81,14 @@ def check_placement(mesh, batch_bytes) -> None:
       isinstance(batch_bytes, bool) or not isinstance(batch_bytes, int)
       or batch_bytes < 1):
     raise ValueError(f"batch_bytes={batch_bytes!r} is not allowed; "
-                     "batch_bytes must be an int >= 1 (bytes of input per "
-                     "batched call and device) or None (no limit).")
+                     "batch_bytes must be a Python int >= 1 (bytes of input "
+                     "per batched call and device; static_args of "
+                     "optax.inject_hyperparams) or None (the default, "
+                     "DEFAULT_BATCH_BYTES).")
 
 
 def group_calls(total: int, slice_bytes: int, devices: int = 1,
-                batch_bytes: int | None = DEFAULT_BATCH_BYTES) -> list[int]:
+                batch_bytes: int = DEFAULT_BATCH_BYTES) -> list[int]:
   """Slices per batched call for a group of ``total`` equal slices.
 
   Every call holds a multiple of ``devices`` slices (the last may be padded)
@@ -90,8 +96,7 @@ def group_calls(total: int, slice_bytes: int, devices: int = 1,
   are sized evenly. Returns the padded size of each call.
   """
   per_device = math.ceil(total / devices)
-  cap = per_device if batch_bytes is None else max(
-      1, batch_bytes // max(slice_bytes, 1))
+  cap = max(1, batch_bytes // max(slice_bytes, 1))
   calls = math.ceil(per_device / cap) if per_device else 0
   size = math.ceil(per_device / calls) * devices if calls else 0
   return [size] * calls
@@ -107,9 +112,10 @@ def _run_group(fn: MatrixFn, ys: list[jax.Array], mesh, batch_bytes
   devices = 1 if mesh is None else mesh.size
   sizes = [y.shape[0] for y in ys]
   total = sum(sizes)
-  if total == 0 or (len(ys) == 1 and mesh is None and batch_bytes is None):
-    return [fn(y) for y in ys]
   slice_bytes = math.prod(ys[0].shape[1:]) * ys[0].dtype.itemsize
+  if total == 0 or (len(ys) == 1 and mesh is None
+                    and total * slice_bytes <= batch_bytes):
+    return [fn(y) for y in ys]
   starts = np.cumsum([0] + sizes)
   pieces: list[list[jax.Array]] = [[] for _ in ys]
   lo = 0
@@ -118,21 +124,32 @@ def _run_group(fn: MatrixFn, ys: list[jax.Array], mesh, batch_bytes
     # The leaves' slices in [lo, hi), concatenated, then padded to `size`.
     parts = [(j, max(lo, starts[j]), min(hi, starts[j + 1]))
              for j in range(len(ys)) if starts[j] < hi and starts[j + 1] > lo]
-    stack = [ys[j][a - starts[j]:b - starts[j]] for j, a, b in parts]
+    stack = [_free(ys[j][a - starts[j]:b - starts[j]], mesh)
+             for j, a, b in parts]
     x = stack[0] if len(stack) == 1 else jnp.concatenate(stack, axis=0)
     out = fn(_place(x, size, mesh))
     if mesh is not None:
-      out = _constrain(out, mesh)
+      out = _steps(_constrain(out, mesh), mesh, reverse=True)
     off = 0
     for j, a, b in parts:
-      pieces[j].append(out[off:off + b - a])
+      pieces[j].append(_free(out[off:off + b - a], mesh))
       off += b - a
     lo = hi
   return [p[0] if len(p) == 1 else jnp.concatenate(p, axis=0) for p in pieces]
 
 
+def _free(x, mesh):
+  """Keep the stack's sharding from propagating onto a piece's batch axis
+  (XLA would otherwise split a batch of one over a mesh axis and then fall
+  back to replicating it); its matrix axes keep the input's sharding."""
+  if mesh is None:
+    return x
+  spec = P(None, *([P.UNCONSTRAINED] * (x.ndim - 1)))
+  return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
 def _constrain(x, mesh):
-  spec = P(tuple(mesh.axis_names), *([None] * (x.ndim - 1)))
+  spec = P(_order(mesh), *([None] * (x.ndim - 1)))
   return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
 
 
@@ -141,11 +158,32 @@ def _place(x, size, mesh):
   mesh axis (one whole matrix per slot)."""
   if size > x.shape[0]:
     x = jnp.pad(x, [(0, size - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
-  return x if mesh is None else _constrain(x, mesh)
+  return x if mesh is None else _constrain(_steps(x, mesh), mesh)
+
+
+def _order(mesh):
+  # Last mesh axis first: a leaf sharded over (data: replicated, fsdp) or
+  # (fsdp, model) then needs one all-to-all per sharded axis and local
+  # slices for the replicated ones (measured: the other order costs
+  # collective-permutes).
+  return tuple(reversed(mesh.axis_names))
+
+
+def _steps(x, mesh, reverse=False):
+  """Lay the stack axis over the mesh axes one at a time (the other axes
+  left to XLA): each step is one all-to-all or a local slice over one axis,
+  which XLA's partitioner does well; in one jump from a leaf sharded over
+  some axes and replicated over others it falls back to replicating."""
+  names = _order(mesh)
+  ks = range(len(names) - 1, 0, -1) if reverse else range(1, len(names))
+  for k in ks:
+    spec = P(names[:k], *([P.UNCONSTRAINED] * (x.ndim - 1)))
+    x = jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+  return x
 
 
 def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
-                 mesh=None, batch_bytes: int | None = DEFAULT_BATCH_BYTES):
+                 mesh=None, batch_bytes: int | None = None, like=None):
   """Apply ``fn: (B, m, n) -> (B, m, n)`` to every leaf read as matrices.
 
   Args:
@@ -159,13 +197,20 @@ def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
       shardings), or the ``jax.sharding.Mesh`` the updates live on: each
       matrix is then orthogonalised whole on one device and the work spread
       over all devices (module docstring).
-    batch_bytes: input bytes per batched call and device (``None``: one call
-      per group).
+    like: on a mesh, the tree whose shardings the results take (default
+      ``updates``); pass the transform's incoming updates, whose sharding
+      is the gradients' (``shard_alike`` ties the two, and an input's
+      sharding is fixed, an intermediate's is XLA's choice).
+    batch_bytes: the memory budget, input bytes per batched call and device
+      (``None``: ``DEFAULT_BATCH_BYTES``); a matrix larger than it gets a
+      call of its own.
 
   Returns:
     A tree like ``updates``.
   """
   check_placement(mesh, batch_bytes)
+  if batch_bytes is None:
+    batch_bytes = DEFAULT_BATCH_BYTES
   paths, leaves, treedef, dims = leaf_dimension_numbers(updates, dim_nums)
   flat, inverses = [], []
   for path, x, d in zip(paths, leaves, dims):
@@ -181,8 +226,9 @@ def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
     for i, res in zip(idx, _run_group(fn, [flat[i] for i in idx], mesh,
                                       batch_bytes)):
       out[i] = res
+  targets = leaves if like is None else treedef.flatten_up_to(like)
   results = []
-  for x, (inverse_fn, tall), y in zip(leaves, inverses, out):
+  for x, (inverse_fn, tall), y in zip(targets, inverses, out):
     y = inverse_fn(jnp.swapaxes(y, -1, -2) if tall else y)
     results.append(y if mesh is None else shard_alike(x, y)[1])
   return treedef.unflatten(results)

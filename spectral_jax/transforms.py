@@ -143,7 +143,7 @@ def scale_by_polar(
     weight_dimension_numbers: WeightDimNumOrFn | None = None,
     compute_dtype=None,
     mesh=None,
-    batch_bytes: int | None = placement.DEFAULT_BATCH_BYTES,
+    batch_bytes: int | None = None,
 ) -> optax.GradientTransformation:
   r"""Replace every matrix update by its polar factor.
 
@@ -168,7 +168,7 @@ def scale_by_polar(
       matrices spread evenly over all devices (one all-to-all in, one out;
       :mod:`spectral_jax.placement`). Results equal the single-device ones.
     batch_bytes: memory budget: input bytes per batched call and device
-      (``None``: one call per group of equal shapes).
+      (``None``: ``placement.DEFAULT_BATCH_BYTES``, 16 MiB); a Python int.
 
   Returns:
     A stateless ``optax.GradientTransformation``.
@@ -195,7 +195,7 @@ def scale_by_specgd(
     weight_dimension_numbers: WeightDimNumOrFn | None = None,
     compute_dtype=None,
     mesh=None,
-    batch_bytes: int | None = placement.DEFAULT_BATCH_BYTES,
+    batch_bytes: int | None = None,
 ) -> optax.GradientTransformation:
   r"""Spectral gradient descent direction (Carlson et al. 2015).
 
@@ -262,7 +262,7 @@ def scale_by_muon(
     group_equal_shapes: bool = True,
     momentum_style: str = "optax",
     mesh=None,
-    batch_bytes: int | None = placement.DEFAULT_BATCH_BYTES,
+    batch_bytes: int | None = None,
 ) -> optax.GradientTransformation:
   r"""Muon's direction: momentum, then an (approximate) polar factor.
 
@@ -353,7 +353,7 @@ def scale_by_muon(
         nesterov) else m
     new = placement.map_matrices(orthogonalize, mu_hat, dims,
                                  group=group_equal_shapes, mesh=mesh,
-                                 batch_bytes=batch_bytes)
+                                 batch_bytes=batch_bytes, like=updates)
     if adaptive:
       new = jax.tree.map(_scale_by_dual_norm, mu_hat, new)
     return new, MuonState(count=count_inc, mu=optax.tree.cast(mu, mu_dtype),
