@@ -581,6 +581,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--reps", type=_positive_int, default=None,
                       help="timed calls per measurement (median)")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--mesh", action="append", metavar="SPEC",
+                      help="instead: Muon on a simulated CPU mesh, e.g. "
+                      "fsdp=8, data=2,fsdp=4 or fsdp=4,model=2 (repeatable; "
+                      "experiments/bench_mesh.py)")
 
 
 def main(args) -> int:
@@ -594,6 +598,13 @@ def main(args) -> int:
   cfg = dataclasses.replace(cfg, seed=args.seed)
   # Checked before any benchmarking: a bad --out must not cost the run.
   out = prepare_out_dir(args.out)
+  if args.mesh:
+    from experiments import bench_mesh  # pylint: disable=g-import-not-at-top
+    try:
+      return bench_mesh.main_mesh(args.mesh, out,
+                                  width=256 if args.quick else 768)
+    except ValueError as err:
+      raise UsageError(str(err)) from None
   res = run(cfg, out, args)
   for line in summary_lines(res):
     print(line)

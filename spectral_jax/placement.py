@@ -11,8 +11,9 @@ tree:
    transposes a tall input itself, so its result is unchanged. A 768×3072 and
    a 3072×768 matrix then share one group.
 2. Slices of equal ``(m, n, dtype)`` form a group; a group is cut into
-   batched calls of at most ``batch_bytes`` of input per device (the memory
-   budget: every call's temporaries are a few times its input).
+   batched calls of at most ``batch_bytes`` of input per device, counted at
+   float32 or wider (the memory budget: every call's temporaries are a few
+   times its input).
 3. On a ``mesh``, each call's stack is padded with zero matrices to a
    multiple of the device count and its stack axis laid over *all* mesh axes
    (``with_sharding_constraint``): XLA moves whole matrices to devices with
@@ -112,7 +113,9 @@ def _run_group(fn: MatrixFn, ys: list[jax.Array], mesh, batch_bytes
   devices = 1 if mesh is None else mesh.size
   sizes = [y.shape[0] for y in ys]
   total = sum(sizes)
-  slice_bytes = math.prod(ys[0].shape[1:]) * ys[0].dtype.itemsize
+  # Counted at float32 or wider: Newton–Schulz normalises a 16-bit input in
+  # float32, so that is its working size.
+  slice_bytes = math.prod(ys[0].shape[1:]) * max(ys[0].dtype.itemsize, 4)
   if total == 0 or (len(ys) == 1 and mesh is None
                     and total * slice_bytes <= batch_bytes):
     return [fn(y) for y in ys]
@@ -162,11 +165,12 @@ def _place(x, size, mesh):
 
 
 def _order(mesh):
-  # Last mesh axis first: a leaf sharded over (data: replicated, fsdp) or
-  # (fsdp, model) then needs one all-to-all per sharded axis and local
-  # slices for the replicated ones (measured: the other order costs
-  # collective-permutes).
-  return tuple(reversed(mesh.axis_names))
+  # The mesh's own order, major to minor: each step of `_steps` adds a minor
+  # axis, so a block a device holds contains the next step's blocks (a
+  # replicated axis such as data is then a local slice, a sharded one an
+  # all-to-all). Measured on 8 CPU devices, 12 layers: reversed order costs
+  # 3.55x the shard in collective bytes on data=2,fsdp=4 vs 3.17x.
+  return tuple(mesh.axis_names)
 
 
 def _steps(x, mesh, reverse=False):
