@@ -54,6 +54,7 @@ from spectral_jax import linalg
 from spectral_jax import optax_compat
 from spectral_jax import placement
 from spectral_jax.labels import MuonDimensionNumbers
+from spectral_jax.optax_compat import ADJUST_LR  # re-exported (normuon)
 from spectral_jax.optax_compat import PRECONDITIONINGS
 from spectral_jax.optax_compat import orthogonalize_via_newton_schulz
 from spectral_jax.optax_compat import scale_by_shape
