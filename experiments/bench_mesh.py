@@ -143,7 +143,11 @@ def _tree(stacked: bool, dtype, layers: int = 12, width: int = 768):
 def _optimizers(mesh, stacked, **ours_kw):
   import optax  # pylint: disable=g-import-not-at-top
   import spectral_jax  # pylint: disable=g-import-not-at-top
-  dims = spectral_jax.stacked_dimension_numbers if stacked else None
+  # The per-layer norm gains, stacked to (layers, width), go to Adam as their
+  # 1-D per-layer leaves do (stacked_dimension_numbers alone would read them
+  # as layers×width matrices).
+  dims = (lambda p: spectral_jax.stacked_dimension_numbers(
+      p, exclude=("norm",))) if stacked else None
   return {"ours": spectral_jax.muon(0.02, muon_weight_dimension_numbers=dims,
                                     mesh=mesh, **ours_kw),
           "optax": optax.contrib.muon(0.02,

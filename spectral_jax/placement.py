@@ -196,7 +196,8 @@ def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
     dim_nums: its ``MuonDimensionNumbers`` (tree, single spec or ``None``:
       every leaf 2-D).
     group: batch leaves of equal wide shape and dtype together (``False``:
-      every leaf alone).
+      every leaf alone; on a mesh each leaf is then padded to the device
+      count on its own, up to devices× the work for a 2-D leaf).
     mesh: ``None`` (one device, or whatever XLA makes of the inputs'
       shardings), or the ``jax.sharding.Mesh`` the updates live on: each
       matrix is then orthogonalised whole on one device and the work spread
