@@ -24,6 +24,7 @@ import optax
 from spectral_jax import checks
 from spectral_jax import labels
 from spectral_jax import linalg
+from spectral_jax import placement
 from spectral_jax import transforms
 from spectral_jax.transforms import MuonDimensionNumbers
 
@@ -65,6 +66,8 @@ def muon(
     momentum_style: str = "optax",
     adjust_lr: str | None = None,
     weight_layout: str = "flax",
+    mesh: Any = None,
+    batch_bytes: int | None = None,
 ) -> optax.GradientTransformation:
   r"""Muon: momentum orthogonalised by Newton–Schulz (or an exact polar).
 
@@ -113,6 +116,15 @@ def muon(
       ``muon_weight_dimension_numbers`` is ``None``: ``'flax'``
       (fan_in × fan_out, optax's default) or ``'torch'`` (out × in, a
       ``torch.nn.Linear`` weight). Only the shape scaling depends on it.
+    mesh: ``None``, or the ``jax.sharding.Mesh`` the params and gradients
+      are sharded over (passed explicitly: inside ``jit`` the inputs do not
+      carry it). Each matrix is then orthogonalised whole on one device and
+      the matrices spread evenly over all devices: one all-to-all in, one
+      out, none inside the iteration; the updates keep the gradients'
+      shardings and equal the single-device ones to float rounding.
+    batch_bytes: memory budget of the batched orthogonalisation: input bytes
+      per call and device, a Python int (``None``: 16 MiB,
+      ``placement.DEFAULT_BATCH_BYTES``).
 
   With ``momentum_style='torch', adjust_lr='original', eps=1e-7,
   weight_layout='torch'`` the matrix leaves follow torch.optim.Muon's update
@@ -167,6 +179,8 @@ def muon(
             compute_dtype=compute_dtype,
             group_equal_shapes=group_equal_shapes,
             momentum_style=momentum_style,
+            mesh=mesh,
+            batch_bytes=batch_bytes,
         ),
         transforms.scale_by_shape(
             weight_dimension_numbers=dims_fn,
@@ -204,6 +218,8 @@ def specgd(
     ns_steps: int = 5,
     eps: float | None = None,
     compute_dtype: Any = None,
+    mesh: Any = None,
+    batch_bytes: int | None = None,
 ) -> optax.GradientTransformation:
   r"""Spectral gradient descent on matrix leaves, ``other`` on the rest.
 
@@ -225,6 +241,7 @@ def specgd(
     weight_decay, weight_decay_mask: decoupled decay of the matrix leaves.
     ns_coeffs, ns_steps, eps, compute_dtype: see
       :func:`spectral_jax.scale_by_polar`.
+    mesh, batch_bytes: as in :func:`muon`.
 
   Returns:
     An ``optax.partition`` with labels ``'specgd'`` and ``'other'``.
@@ -241,7 +258,8 @@ def specgd(
           transforms.scale_by_specgd(
               polar_method, lipschitz, ns_coeffs=ns_coeffs, ns_steps=ns_steps,
               eps=eps, weight_dimension_numbers=dims_fn,
-              compute_dtype=compute_dtype),
+              compute_dtype=compute_dtype, mesh=mesh,
+              batch_bytes=batch_bytes),
           optax.add_decayed_weights(weight_decay, weight_decay_mask),
           optax.scale_by_learning_rate(learning_rate),
       ),

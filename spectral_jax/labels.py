@@ -3,20 +3,28 @@
 A spec tree mirrors the params tree (or a prefix of it) with a
 ``MuonDimensionNumbers`` for every matrix leaf and ``None`` for the rest (these
 go to AdamW in :func:`spectral_jax.muon`). This module builds such trees for
-stacked layers and Flax NNX models, checks them against params, and prints
-them as a table.
+stacked layers and Flax NNX models, checks them against params, prints them
+as a table, names leaves (one separator, ``"/"``) and partitions an optimizer
+by them. Reading one leaf as ``(batch, fan_in, fan_out)`` lives in
+:mod:`spectral_jax.matrices` (re-exported here); grouping equal shapes under a
+memory budget and placing the groups on a device mesh in
+:mod:`spectral_jax.placement`.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
-from optax.contrib import MuonDimensionNumbers
+
+from spectral_jax.matrices import MuonDimensionNumbers
+from spectral_jax.matrices import compute_muon_reshape
+from spectral_jax.matrices import leaf_dimension_numbers
+from spectral_jax.matrices import matrix_shape
+from spectral_jax.matrices import normalize_dimension_numbers
+from spectral_jax.matrices import resolve_dimension_numbers
 
 __all__ = [
     "path_keys",
@@ -28,7 +36,6 @@ __all__ = [
     "compute_muon_reshape",
     "describe",
     "leaf_dimension_numbers",
-    "map_matrices",
     "matrix_shape",
     "normalize_dimension_numbers",
     "resolve_dimension_numbers",
@@ -61,151 +68,6 @@ def path_name(path) -> str:
   (``"blocks/attn/kernel"``), ``"<root>"`` for the empty path. Every table,
   metric key and error message of the library names leaves this way."""
   return "/".join(path_keys(path)) if len(path) else "<root>"
-
-
-# --------------------------------------------------------------------------
-# Reading a leaf as a stack of matrices.
-# --------------------------------------------------------------------------
-ReshapeFn = Callable[[jax.Array], jax.Array]
-_is_dim_nums = lambda x: isinstance(x, MuonDimensionNumbers)
-
-
-def normalize_dimension_numbers(
-    shape: Sequence[int], dim_nums: MuonDimensionNumbers | None, path=""
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-  """``(batch_axes, reduction_axes, output_axes)``, non-negative and checked.
-
-  ``dim_nums=None`` means a 2-D matrix ``(fan_in, fan_out)``.
-
-  Raises:
-    ValueError: naming ``path`` when the spec does not fit ``shape``.
-  """
-  ndim = len(shape)
-  where = f" at {path}" if path else ""
-  if dim_nums is None:
-    if ndim != 2:
-      raise ValueError(
-          f"leaf{where} has shape {tuple(shape)}: without MuonDimensionNumbers "
-          "a matrix leaf must be 2-D.")
-    dim_nums = MuonDimensionNumbers()
-  if not _is_dim_nums(dim_nums):
-    raise ValueError(f"expected MuonDimensionNumbers or None{where}, got "
-                     f"{dim_nums!r}.")
-  if ndim < 2:
-    raise ValueError(f"leaf{where} has shape {tuple(shape)}: a matrix leaf "
-                     "needs rank >= 2.")
-
-  def norm(axes, name):
-    axes = (axes,) if isinstance(axes, (int, np.integer)) else axes
-    try:
-      axes = tuple(axes)
-    except TypeError:
-      axes = (axes,)
-    for ax in axes:
-      if isinstance(ax, bool) or not isinstance(ax, (int, np.integer)):
-        raise ValueError(f"{name}={axes}{where}: axes must be ints, got "
-                         f"{ax!r} ({type(ax).__name__}).")
-      if not -ndim <= ax < ndim:
-        raise ValueError(
-            f"{name}={axes}{where} is out of range for shape {tuple(shape)}.")
-    out = tuple(int(ax) % ndim for ax in axes)
-    if not out or len(set(out)) != len(out):
-      raise ValueError(f"{name}={axes}{where} must be non-empty and distinct "
-                       f"(shape {tuple(shape)}).")
-    return out
-
-  red = norm(dim_nums.reduction_axis, "reduction_axis")
-  out = norm(dim_nums.output_axis, "output_axis")
-  if set(red) & set(out):
-    raise ValueError(f"reduction axes {red} and output axes {out}{where} must "
-                     f"be disjoint (shape {tuple(shape)}).")
-  batch = tuple(ax for ax in range(ndim) if ax not in red and ax not in out)
-  return batch, red, out
-
-
-def matrix_shape(shape: Sequence[int], dim_nums: MuonDimensionNumbers | None,
-                 path="") -> tuple[int, int, int]:
-  """``(batch, fan_in, fan_out)`` of a leaf read through ``dim_nums``."""
-  batch, red, out = normalize_dimension_numbers(shape, dim_nums, path)
-  size = lambda axes: math.prod(shape[ax] for ax in axes)
-  return size(batch), size(red), size(out)
-
-
-def compute_muon_reshape(
-    x: jax.Array, dim_nums: MuonDimensionNumbers | None, path=""
-) -> tuple[ReshapeFn, ReshapeFn]:
-  """``(reshape_fn, inverse_fn)`` between ``x`` and ``(batch, fan_in,
-  fan_out)``.
-
-  Same contract as optax's private ``_compute_muon_reshape``: batch axes come
-  first (in their original order), then the reduction axes, then the output
-  axes, each group flattened in the order the spec lists it.
-  """
-  shape = tuple(x.shape)
-  batch, red, out = normalize_dimension_numbers(shape, dim_nums, path)
-  perm = batch + red + out
-  inv_perm = tuple(int(i) for i in np.argsort(perm))
-  flat = matrix_shape(shape, dim_nums, path)
-  permuted = tuple(shape[ax] for ax in perm)
-  reshape_fn = lambda y: jnp.transpose(y, perm).reshape(flat)
-  inverse_fn = lambda y: jnp.transpose(y.reshape(permuted), inv_perm)
-  return reshape_fn, inverse_fn
-
-
-def resolve_dimension_numbers(weight_dimension_numbers, updates):
-  if callable(weight_dimension_numbers) and not _is_dim_nums(
-      weight_dimension_numbers):
-    # Only shapes matter, and params may not be passed to update.
-    return weight_dimension_numbers(updates)
-  return weight_dimension_numbers
-
-
-def leaf_dimension_numbers(updates, dim_nums):
-  """Per-leaf specs: ``dim_nums`` read at every leaf position of ``updates``.
-
-  ``None`` (whole tree) means "every leaf is 2-D"; a single
-  ``MuonDimensionNumbers`` applies to every leaf.
-  """
-  paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(updates)
-  paths = [p for p, _ in paths_leaves]
-  leaves = [x for _, x in paths_leaves]
-  if dim_nums is None or _is_dim_nums(dim_nums):
-    return paths, leaves, treedef, [dim_nums] * len(leaves)
-  try:
-    dims = treedef.flatten_up_to(dim_nums)
-  except (ValueError, TypeError) as err:
-    raise ValueError(
-        "weight_dimension_numbers does not match the structure of the "
-        f"updates: {err}") from None
-  return paths, leaves, treedef, dims
-
-
-def map_matrices(fn, updates, dim_nums, *, group: bool = True):
-  """Apply ``fn: (B, m, n) -> (B, m, n)`` to every leaf read as matrices.
-
-  Leaves with equal ``(fan_in, fan_out)`` and dtype go through ``fn`` in one
-  call, concatenated along the batch axis; ``fn`` must act per slice.
-  """
-  paths, leaves, treedef, dims = leaf_dimension_numbers(updates, dim_nums)
-  flat, inverses = [], []
-  for path, x, d in zip(paths, leaves, dims):
-    reshape_fn, inverse_fn = compute_muon_reshape(x, d, path_name(path))
-    flat.append(reshape_fn(x))
-    inverses.append(inverse_fn)
-  out = [None] * len(flat)
-  groups: dict[Any, list[int]] = {}
-  for i, y in enumerate(flat):
-    key = (y.shape[1:], y.dtype) if group else i
-    groups.setdefault(key, []).append(i)
-  for idx in groups.values():
-    if len(idx) == 1:
-      out[idx[0]] = fn(flat[idx[0]])
-      continue
-    sizes = [flat[i].shape[0] for i in idx]
-    res = fn(jnp.concatenate([flat[i] for i in idx], axis=0))
-    for i, piece in zip(idx, jnp.split(res, np.cumsum(sizes)[:-1], axis=0)):
-      out[i] = piece
-  return treedef.unflatten([inv(y) for inv, y in zip(inverses, out)])
 
 
 def _path_names(path) -> list[str]:

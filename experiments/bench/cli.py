@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--reps", type=_positive_int, default=None,
                       help="timed calls per measurement (median)")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--mesh", action="append", metavar="SPEC",
+                      help="instead: Muon on a simulated CPU mesh, e.g. "
+                      "fsdp=8, data=2,fsdp=4 or fsdp=4,model=2 (repeatable; "
+                      "per-device FLOPs, collectives, temp memory vs optax)")
 
 
 def main(args) -> int:
@@ -43,6 +47,12 @@ def main(args) -> int:
   cfg = dataclasses.replace(cfg, seed=args.seed)
   # Checked before any benchmarking: a bad --out must not cost the run.
   out = prepare_out_dir(args.out)
+  if getattr(args, "mesh", None):
+    from experiments.bench import mesh  # pylint: disable=g-import-not-at-top
+    try:
+      return mesh.main_mesh(args.mesh, out, width=256 if args.quick else 768)
+    except ValueError as err:
+      raise UsageError(str(err)) from None
   res = bench.run(cfg, out, args)
   for line in bench.summary_lines(res):
     print(line)

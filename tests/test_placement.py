@@ -1,0 +1,180 @@
+"""Tests for spectral_jax.placement: grouping under a memory budget, and the
+orthogonalisation spread over a device mesh.
+
+The mesh checks run in a subprocess with 8 simulated CPU devices
+(``--xla_force_host_platform_device_count=8`` must be set before JAX starts).
+"""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+import spectral_jax
+from spectral_jax import MuonDimensionNumbers as DN
+from spectral_jax import placement
+
+# Same per-matrix arithmetic as the reference, only the batch of the kernels
+# (and so float32 rounding) differs; Newton–Schulz amplifies a perturbation
+# by at most a = 3.4445 per step (Jordan's p'(0)): a**5 · eps32 ≈ 5.8e-5
+# (tests/test_transforms.py::test_grouped_equals_per_leaf derives the same).
+_TOL_NS = 3.4445 ** 5 * float(jnp.finfo(jnp.float32).eps)
+
+
+def _np_polar(g):
+  u, _, vh = np.linalg.svd(np.asarray(g, np.float64), full_matrices=False)
+  return u @ vh
+
+
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(0, 100), slice_bytes=st.integers(1, 10**6),
+       devices=st.integers(1, 16), budget=st.integers(1, 10**7))
+def test_group_calls(total, slice_bytes, devices, budget):
+  sizes = placement.group_calls(total, slice_bytes, devices, budget)
+  cap = max(1, budget // slice_bytes)  # slices per device and call
+  per_device = math.ceil(total / devices)
+  assert sum(sizes) >= total
+  assert all(s % devices == 0 and s // devices <= cap for s in sizes)
+  assert len(sizes) == (math.ceil(per_device / cap) if total else 0)
+  assert len(set(sizes)) <= 1  # evenly sized calls
+  # Padding never exceeds one slice per device and call.
+  assert sum(sizes) - total < devices * max(len(sizes), 1)
+
+
+@pytest.mark.parametrize("budget", [None, 1, 3 * 8 * 12 * 4])
+def test_budget_and_transpose_equal_numpy_polar(budget):
+  # Tall and wide leaves of one shape share a group; a budget of 1 byte runs
+  # one matrix per call, 1152 bytes three. Exact polar (SVD) in float32 vs
+  # float64 NumPy: well-conditioned Gaussians, 1e-5 relative.
+  rng = np.random.default_rng(0)
+  g = {"a": rng.standard_normal((8, 12)), "b": rng.standard_normal((12, 8)),
+       "s": rng.standard_normal((3, 8, 12))}
+  g = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), g)
+  dims = {"a": DN(), "b": DN(), "s": DN(1, 2)}
+  tx = spectral_jax.scale_by_polar("svd", weight_dimension_numbers=dims,
+                                   batch_bytes=budget)
+  out = jax.jit(tx.update)(g, None)[0]
+  for k in ("a", "b"):
+    np.testing.assert_allclose(out[k], _np_polar(g[k]), atol=1e-5)
+  for i in range(3):
+    np.testing.assert_allclose(out["s"][i], _np_polar(g["s"][i]), atol=1e-5)
+
+
+def test_budget_splits_calls_in_the_program():
+  # The budget is a memory bound: one matrix per call needs less temp
+  # memory than all six in one batched call.
+  g = {f"w{i}": jnp.ones((64, 96), jnp.float32) for i in range(6)}
+
+  def temp(budget):
+    tx = spectral_jax.scale_by_polar("newton_schulz", batch_bytes=budget)
+    c = jax.jit(lambda u: tx.update(u, None)[0]).lower(g).compile()
+    return c.memory_analysis().temp_size_in_bytes
+
+  small, whole = temp(64 * 96 * 4), temp(6 * 64 * 96 * 4)
+  assert small < whole, (small, whole)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"mesh": "fsdp=8"}, "mesh="), ({"batch_bytes": 0}, "batch_bytes="),
+    ({"batch_bytes": 1.5}, "batch_bytes="),
+    ({"batch_bytes": True}, "batch_bytes=")])
+def test_bad_placement_arguments(kw, match):
+  for make in (lambda: spectral_jax.muon(0.1, **kw),
+               lambda: spectral_jax.specgd(0.1, **kw),
+               lambda: spectral_jax.scale_by_polar(**kw),
+               lambda: spectral_jax.gated_specgd(0.1, **kw)):
+    with pytest.raises(ValueError, match=match):
+      make()
+
+
+_SCRIPT = textwrap.dedent(r"""
+    import os
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    import jax, jax.numpy as jnp, numpy as np, optax
+    import spectral_jax as sj
+    from jax.sharding import NamedSharding
+    from experiments.bench import mesh as B
+    assert len(jax.devices()) == 8
+    TOL = float(os.environ["TOL_NS"])
+    rng = np.random.default_rng(0)
+    shapes = ((16, 48), (16, 16), (16, 64), (64, 16))
+
+    def tree(stacked, layers=4):
+      mats = {f"m{j}": rng.standard_normal((layers,) + s) for j, s in
+              enumerate(shapes)}
+      mats["bias"] = rng.standard_normal((layers, 16))
+      if not stacked:
+        mats = {f"l{i}": {k: v[i] for k, v in mats.items()}
+                for i in range(layers)}
+      return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), mats)
+
+    def rel(a, b):
+      return max(float(jnp.linalg.norm(x - y) / jnp.linalg.norm(y))
+                 for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    def check(spec, stacked, make):
+      mesh = B.make_mesh(spec)
+      g = tree(stacked)
+      sh = jax.tree.map(lambda x: NamedSharding(
+          mesh, B.matrix_spec(x.shape, mesh, stacked and x.ndim >= 3)), g)
+      gs = jax.device_put(g, sh)
+      upd = lambda tx, g: jax.jit(tx.update)(g, jax.jit(tx.init)(g), g)[0]
+      ref = upd(make(None, stacked), g)
+      fn = jax.jit(lambda g, s: make(mesh, stacked).update(g, s, g)[0])
+      tx = make(mesh, stacked)
+      state = jax.jit(tx.init)(gs)
+      out = fn(gs, state)
+      err = rel(out, ref)
+      assert err <= TOL, (spec, stacked, err)
+      for (path, o), x in zip(jax.tree_util.tree_leaves_with_path(out),
+                              jax.tree.leaves(gs)):
+        assert o.sharding.is_equivalent_to(x.sharding, o.ndim), (
+            path, o.sharding, x.sharding)
+      coll = B.hlo_collectives(fn.lower(gs, state).compile().as_text())
+      assert not coll["in_loop"], coll
+      print("OK", spec, stacked, f"{err:.1e}", coll["count"])
+      return coll
+
+    dims = lambda stacked: sj.stacked_dimension_numbers if stacked else None
+    muon = lambda mesh, stacked: sj.muon(
+        0.1, muon_weight_dimension_numbers=dims(stacked), mesh=mesh)
+    specs = ("fsdp=8", "data=2,fsdp=4", "fsdp=4,model=2")
+    for spec in specs if os.environ["MESHES"] == "all" else specs[:1]:
+      for stacked in (False, True):
+        check(spec, stacked, muon)
+    # A traced step count runs the iteration in a while loop: still no
+    # collective inside it.
+    injected = lambda mesh, stacked: optax.inject_hyperparams(
+        sj.muon, static_args=("mesh",))(
+            0.1, muon_weight_dimension_numbers=dims(stacked), mesh=mesh)
+    check("fsdp=8", False, injected)
+    specgd = lambda mesh, stacked: sj.specgd(
+        0.1, method="svd", weight_dimension_numbers=dims(stacked), mesh=mesh)
+    check("fsdp=8", True, specgd)
+    print("ALL_OK")
+""")
+
+
+@pytest.mark.parametrize("meshes", [
+    pytest.param("fsdp=8", marks=pytest.mark.heavy),
+    pytest.param("all", marks=pytest.mark.slow)])
+def test_mesh_updates_equal_single_device(meshes):
+  # fsdp=8 per-layer and stacked, a traced step count (the loop) and SpecGD
+  # in the default suite; data=2,fsdp=4 and fsdp=4,model=2 too in the slow.
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu", TOL_NS=repr(_TOL_NS), MESHES=meshes)
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+  proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, cwd=root,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  assert "ALL_OK" in proc.stdout, proc.stdout
