@@ -158,7 +158,7 @@ _SCRIPT = textwrap.dedent(r"""
             0.1, muon_weight_dimension_numbers=dims(stacked), mesh=mesh)
     check("fsdp=8", False, injected)
     specgd = lambda mesh, stacked: sj.specgd(
-        0.1, method="svd", weight_dimension_numbers=dims(stacked), mesh=mesh)
+        0.1, polar_method="svd", weight_dimension_numbers=dims(stacked), mesh=mesh)
     check("fsdp=8", True, specgd)
     print("ALL_OK")
 """)
