@@ -95,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   mode = parser.add_mutually_exclusive_group()
   mode.add_argument("--quick", dest="mode", action="store_const",
                     const="quick",
-                    help="CPU-sized runs, about 16 min on 2 idle cores (default)")
+                    help="CPU-sized runs, about 12.5 min on 2 idle cores (default)")
   mode.add_argument("--full", dest="mode", action="store_const", const="full",
                     help="the paper's sizes (hours on CPU)")
   parser.set_defaults(mode="quick")

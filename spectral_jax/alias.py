@@ -18,26 +18,16 @@ References:
 # `learning_rate`'s annotation object to decide whether a schedule is allowed.
 from typing import Any, Callable
 
-import jax
 import optax
 
 from spectral_jax import checks
 from spectral_jax import labels
 from spectral_jax import linalg
-from spectral_jax import placement
 from spectral_jax import transforms
-from spectral_jax.transforms import MuonDimensionNumbers
 
 __all__ = ["muon", "specgd"]
 
 _MASKED = optax.MaskedNode
-
-
-def _check_learning_rate(name: str, value) -> None:
-  if callable(value):
-    return
-  checks.check_range(name, value, 0.0,
-                          what="a finite number >= 0 or a schedule")
 
 
 def muon(
@@ -140,67 +130,37 @@ def muon(
       outside [0, 1), ``adam_b1`` / ``adam_b2`` outside [0, 1), an unknown
       ``mu_dtype`` or a negative learning rate.
   """
-  _check_learning_rate("learning_rate", learning_rate)
   if adam_learning_rate is None:
     adam_learning_rate = learning_rate
-  _check_learning_rate("adam_learning_rate", adam_learning_rate)
-  # optax.adamw checks none of these; fail here, not at the first update.
-  checks.check_range("adam_b1", adam_b1, 0.0, 1.0, hi_open=True,
-                          what="in [0, 1)")
-  checks.check_range("adam_b2", adam_b2, 0.0, 1.0, hi_open=True,
-                          what="in [0, 1)")
-  checks.check_mu_dtype(mu_dtype)
-  checks.check_choice("weight_layout", weight_layout, ("flax", "torch"))
-  if weight_layout == "torch":
-    if muon_weight_dimension_numbers is not None:
-      raise ValueError(
-          "weight_layout='torch' sets the dimension numbers of 2-D leaves; "
-          "pass it or muon_weight_dimension_numbers, not both.")
-    # out × in: the reduction (fan_in) axis is the last one.
-    muon_weight_dimension_numbers = lambda params: jax.tree.map(
-        lambda x: MuonDimensionNumbers(1, 0) if x.ndim == 2 else None, params)
-  for name, value in (("weight_decay", weight_decay),
-                      ("adam_weight_decay", adam_weight_decay),
-                      ("adam_eps_root", adam_eps_root)):
-    checks.check_range(name, value, 0.0, what="a finite number >= 0")
+  checks.check_muon_family(
+      learning_rate=learning_rate, adam_learning_rate=adam_learning_rate,
+      adam_b1=adam_b1, adam_b2=adam_b2, mu_dtype=mu_dtype,
+      weight_decay=weight_decay, adam_weight_decay=adam_weight_decay,
+      adam_eps_root=adam_eps_root)
+  muon_weight_dimension_numbers = labels.layout_dimension_numbers(
+      weight_layout, muon_weight_dimension_numbers)
+
   def matrix_tx(dims_fn):
     return optax.chain(
         transforms.scale_by_muon(
-            ns_coeffs=ns_coeffs,
-            ns_steps=ns_steps,
-            beta=beta,
-            eps=eps,
-            mu_dtype=mu_dtype,
-            nesterov=nesterov,
-            adaptive=adaptive,
-            preconditioning=preconditioning,
-            weight_dimension_numbers=dims_fn,
-            polar_method=polar_method,
-            compute_dtype=compute_dtype,
+            ns_coeffs=ns_coeffs, ns_steps=ns_steps, beta=beta, eps=eps,
+            mu_dtype=mu_dtype, nesterov=nesterov, adaptive=adaptive,
+            preconditioning=preconditioning, weight_dimension_numbers=dims_fn,
+            polar_method=polar_method, compute_dtype=compute_dtype,
             group_equal_shapes=group_equal_shapes,
-            momentum_style=momentum_style,
-            mesh=mesh,
-            batch_bytes=batch_bytes,
-        ),
-        transforms.scale_by_shape(
-            weight_dimension_numbers=dims_fn,
-            consistent_rms=consistent_rms,
-            adjust_lr=adjust_lr,
-        ),
+            momentum_style=momentum_style, mesh=mesh,
+            batch_bytes=batch_bytes),
+        transforms.scale_by_shape(weight_dimension_numbers=dims_fn,
+                                  consistent_rms=consistent_rms,
+                                  adjust_lr=adjust_lr),
         optax.add_decayed_weights(weight_decay, weight_decay_mask),
         optax.scale_by_learning_rate(learning_rate),
     )
 
   adam = optax.adamw(
-      learning_rate=adam_learning_rate,
-      b1=adam_b1,
-      b2=adam_b2,
-      eps=eps,
-      eps_root=adam_eps_root,
-      weight_decay=adam_weight_decay,
-      mu_dtype=mu_dtype,
-      nesterov=nesterov,
-  )
+      learning_rate=adam_learning_rate, b1=adam_b1, b2=adam_b2, eps=eps,
+      eps_root=adam_eps_root, weight_decay=adam_weight_decay,
+      mu_dtype=mu_dtype, nesterov=nesterov)
   return labels.matrix_partition(muon_weight_dimension_numbers, matrix_tx,
                                  adam, matrix_label="muon", other_label="adam")
 
@@ -246,7 +206,7 @@ def specgd(
   Returns:
     An ``optax.partition`` with labels ``'specgd'`` and ``'other'``.
   """
-  _check_learning_rate("learning_rate", learning_rate)
+  checks.check_learning_rate("learning_rate", learning_rate)
   if other is None:
     other = optax.adamw(learning_rate)
   elif not isinstance(other, optax.GradientTransformation):

@@ -108,3 +108,25 @@ def check_compute_dtype(compute_dtype, exact_method: str | None = None):
         f"compute_dtype={compute_dtype!r} is not allowed with polar_method="
         f"{exact_method!r}: exact polar factors need float32 or wider.")
   return dtype
+
+
+def check_learning_rate(name: str, value) -> None:
+  """A schedule (any callable), or a finite number >= 0."""
+  if not callable(value):
+    check_range(name, value, 0.0, what="a finite number >= 0 or a schedule")
+
+
+def check_muon_family(*, learning_rate, adam_learning_rate, adam_b1, adam_b2,
+                      mu_dtype, **nonnegative) -> None:
+  """The arguments ``muon``-style optimizers check themselves at build time
+  (optax.adamw checks none of them; the transforms check the rest):
+  learning rates, AdamW's betas in [0, 1), the momentum dtype, and every
+  keyword in ``nonnegative`` (weight decays, eps_root, ...) finite and >= 0.
+  """
+  check_learning_rate("learning_rate", learning_rate)
+  check_learning_rate("adam_learning_rate", adam_learning_rate)
+  for name, value in (("adam_b1", adam_b1), ("adam_b2", adam_b2)):
+    check_range(name, value, 0.0, 1.0, hi_open=True, what="in [0, 1)")
+  check_mu_dtype(mu_dtype)
+  for name, value in nonnegative.items():
+    check_range(name, value, 0.0, what="a finite number >= 0")

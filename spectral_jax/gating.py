@@ -40,7 +40,6 @@ import optax
 from spectral_jax import checks
 from spectral_jax import labels
 from spectral_jax import linalg
-from spectral_jax import placement
 from spectral_jax import transforms
 
 __all__ = [

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 import optax
 
+from spectral_jax import checks
 from spectral_jax.matrices import MuonDimensionNumbers
 from spectral_jax.matrices import compute_muon_reshape
 from spectral_jax.matrices import leaf_dimension_numbers
@@ -41,6 +42,7 @@ __all__ = [
     "resolve_dimension_numbers",
     "nnx_dimension_numbers",
     "stacked_dimension_numbers",
+    "layout_dimension_numbers",
 ]
 
 _is_spec = lambda x: x is None or isinstance(x, MuonDimensionNumbers)
@@ -195,6 +197,28 @@ def _broadcast(params, dims):
   jax.tree_util.tree_map_with_path(
       visit, dims, params, is_leaf=lambda x: _is_spec(x) or _is_masked(x))
   return out
+
+
+WEIGHT_LAYOUTS = ("flax", "torch")
+
+
+def layout_dimension_numbers(weight_layout: str, dimension_numbers=None):
+  """The dimension numbers a ``weight_layout`` implies for 2-D leaves.
+
+  ``'flax'``: ``dimension_numbers`` as given (``None``: fan_in × fan_out).
+  ``'torch'``: ``torch.nn.Linear``'s out × in (the reduction axis last) for
+  every 2-D leaf, other leaves not matrices; it cannot be combined with
+  explicit ``dimension_numbers``.
+  """
+  checks.check_choice("weight_layout", weight_layout, WEIGHT_LAYOUTS)
+  if weight_layout == "flax":
+    return dimension_numbers
+  if dimension_numbers is not None:
+    raise ValueError(
+        "weight_layout='torch' sets the dimension numbers of 2-D leaves; "
+        "pass it or muon_weight_dimension_numbers, not both.")
+  return lambda params: jax.tree.map(
+      lambda x: MuonDimensionNumbers(1, 0) if x.ndim == 2 else None, params)
 
 
 def stacked_dimension_numbers(params, *, exclude: Sequence[str] = ()):

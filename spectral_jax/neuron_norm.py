@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import optax
 
@@ -25,7 +24,6 @@ from spectral_jax import checks
 from spectral_jax import labels
 from spectral_jax import linalg
 from spectral_jax import transforms
-from spectral_jax.labels import MuonDimensionNumbers
 from spectral_jax.linalg import base
 
 __all__ = ["NorMuonState", "normuon", "scale_by_normuon"]
@@ -131,16 +129,13 @@ def scale_by_normuon(
 
 def _check_args(**kw) -> None:
   """:func:`normuon`'s own checks (the transforms check the rest)."""
-  for name in ("learning_rate", "adam_learning_rate"):
-    if not callable(kw[name]):
-      checks.check_range(name, kw[name], 0.0,
-                         what="a finite number >= 0 or a schedule")
-  for name in ("adam_b1", "adam_b2"):
-    checks.check_range(name, kw[name], 0.0, 1.0, hi_open=True,
-                       what="in [0, 1)")
-  for name in ("weight_decay", "adam_weight_decay", "normuon_eps"):
-    checks.check_range(name, kw[name], 0.0, what="a finite number >= 0")
-  checks.check_choice("weight_layout", kw["weight_layout"], ("flax", "torch"))
+  checks.check_muon_family(
+      learning_rate=kw["learning_rate"],
+      adam_learning_rate=kw["adam_learning_rate"], adam_b1=kw["adam_b1"],
+      adam_b2=kw["adam_b2"], mu_dtype=kw["mu_dtype"],
+      weight_decay=kw["weight_decay"],
+      adam_weight_decay=kw["adam_weight_decay"],
+      normuon_eps=kw["normuon_eps"])
   if kw["adjust_lr"] is not None:
     checks.check_choice("adjust_lr", kw["adjust_lr"], transforms.ADJUST_LR)
     if kw["consistent_rms"] is not None:
@@ -148,12 +143,6 @@ def _check_args(**kw) -> None:
           f"adjust_lr={kw['adjust_lr']!r} and consistent_rms="
           f"{kw['consistent_rms']!r} both set the update's scale; pass one of "
           "them.")
-
-
-def _torch_layout(params):
-  # PyTorch's out × in: the reduction (fan_in) axis is the last one.
-  return jax.tree.map(
-      lambda x: MuonDimensionNumbers(1, 0) if x.ndim == 2 else None, params)
 
 
 def normuon(
@@ -180,6 +169,8 @@ def normuon(
     momentum_style: str = "optax",
     adjust_lr: str | None = None,
     weight_layout: str = "flax",
+    mesh: Any = None,
+    batch_bytes: int | None = None,
 ) -> optax.GradientTransformation:
   r"""NorMuon (arXiv:2510.05491, Algorithm 1): Muon, then neuron-wise
   normalisation, on the matrix leaves; AdamW on the others.
@@ -208,7 +199,7 @@ def normuon(
     learning_rate, ns_coeffs, ns_steps, beta, eps, weight_decay,
       weight_decay_mask, mu_dtype, nesterov, adam_*,
       muon_weight_dimension_numbers, polar_method, compute_dtype,
-      momentum_style, adjust_lr, weight_layout: as in
+      momentum_style, adjust_lr, weight_layout, mesh, batch_bytes: as in
       :func:`spectral_jax.muon`.
     beta2: NorMuon's second-moment decay, in [0, 1) (paper: 0.95).
     normuon_eps: added to the neuron-wise ``√v``.
@@ -228,32 +219,31 @@ def normuon(
               adam_b1=adam_b1, adam_b2=adam_b2, weight_decay=weight_decay,
               adam_weight_decay=adam_weight_decay, normuon_eps=normuon_eps,
               weight_layout=weight_layout, adjust_lr=adjust_lr,
-              consistent_rms=consistent_rms)
+              consistent_rms=consistent_rms, mu_dtype=mu_dtype)
   rms = 0.2 if adjust_lr == "match_rms_adamw" else consistent_rms
-  if weight_layout == "torch":
-    if muon_weight_dimension_numbers is not None:
-      raise ValueError(
-          "weight_layout='torch' sets the dimension numbers of 2-D leaves; "
-          "pass it or muon_weight_dimension_numbers, not both.")
-    muon_weight_dimension_numbers = _torch_layout
-  param_labels, dims_fn = labels.matrix_labels(muon_weight_dimension_numbers,
-                                               "muon", "adam")
-  matrix = optax.chain(
-      transforms.scale_by_muon(
-          ns_coeffs=ns_coeffs, ns_steps=ns_steps, beta=beta, eps=eps,
-          mu_dtype=mu_dtype, nesterov=nesterov,
-          weight_dimension_numbers=dims_fn, polar_method=polar_method,
-          compute_dtype=compute_dtype, momentum_style=momentum_style),
-      scale_by_normuon(beta2, normuon_eps, rms=rms,
-                       weight_dimension_numbers=dims_fn),
-      # Same chain layout either way: the shape scaling is the identity when
-      # the normalisation already set the update's RMS.
-      optax.identity() if rms is not None else transforms.scale_by_shape(
-          weight_dimension_numbers=dims_fn, adjust_lr=adjust_lr),
-      optax.add_decayed_weights(weight_decay, weight_decay_mask),
-      optax.scale_by_learning_rate(learning_rate),
-  )
+  muon_weight_dimension_numbers = labels.layout_dimension_numbers(
+      weight_layout, muon_weight_dimension_numbers)
+
+  def matrix_tx(dims_fn):
+    return optax.chain(
+        transforms.scale_by_muon(
+            ns_coeffs=ns_coeffs, ns_steps=ns_steps, beta=beta, eps=eps,
+            mu_dtype=mu_dtype, nesterov=nesterov,
+            weight_dimension_numbers=dims_fn, polar_method=polar_method,
+            compute_dtype=compute_dtype, momentum_style=momentum_style,
+            mesh=mesh, batch_bytes=batch_bytes),
+        scale_by_normuon(beta2, normuon_eps, rms=rms,
+                         weight_dimension_numbers=dims_fn),
+        # Same chain layout either way: the shape scaling is the identity when
+        # the normalisation already set the update's RMS.
+        optax.identity() if rms is not None else transforms.scale_by_shape(
+            weight_dimension_numbers=dims_fn, adjust_lr=adjust_lr),
+        optax.add_decayed_weights(weight_decay, weight_decay_mask),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
   adam = optax.adamw(learning_rate=adam_lr, b1=adam_b1, b2=adam_b2, eps=eps,
                      weight_decay=adam_weight_decay, mu_dtype=mu_dtype,
                      nesterov=nesterov)
-  return optax.partition({"muon": matrix, "adam": adam}, param_labels)
+  return labels.matrix_partition(muon_weight_dimension_numbers, matrix_tx,
+                                 adam, matrix_label="muon", other_label="adam")

@@ -49,16 +49,10 @@ def force_host_devices(n: int) -> None:
 
 
 def parse_mesh(spec: str) -> dict[str, int]:
-  """``"data=2,fsdp=4"`` → ``{"data": 2, "fsdp": 4}`` (axes data/fsdp/model)."""
-  sizes = {}
-  for part in spec.split(","):
-    name, _, value = part.partition("=")
-    if name.strip() not in _AXES or not value.strip().isdigit() or (
-        int(value) < 1):
-      raise ValueError(f"--mesh {spec!r}: expected AXIS=SIZE[,AXIS=SIZE] "
-                       f"with AXIS in {_AXES} and SIZE >= 1, got {part!r}.")
-    sizes[name.strip()] = int(value)
-  return sizes
+  """``"data=2,fsdp=4"`` → ``{"data": 2, "fsdp": 4}`` (axes data/fsdp/model,
+  only those named), by the training command's parser."""
+  from spectral_jax.training import sharding  # pylint: disable=g-import-not-at-top
+  return sharding.parse_mesh(spec, _AXES, fill=False)
 
 
 def make_mesh(spec: str):

@@ -1,6 +1,6 @@
 """The optimizer of a training run, built by name from a small registry.
 
-Every builder takes ``(config, params, mult)`` (``mult``: the learning-rate
+Every builder takes ``(config, mult, mesh)`` (``mult``: the learning-rate
 multiplier of :func:`~spectral_jax.training.schedules.lr_multiplier`) and
 returns an ``optax.GradientTransformation``; :data:`OPTIMIZERS` lists the
 names. Adding an optimizer is one builder and one entry of ``_BUILDERS``.
@@ -42,7 +42,7 @@ __all__ = [
     "make_optimizer",
 ]
 
-Builder = Callable[["TrainConfig", Any, Callable], optax.GradientTransformation]
+Builder = Callable[["TrainConfig", Callable, Any], optax.GradientTransformation]
 
 # Parameters whose path contains one of these are never "hidden" matrices:
 # they meet one-hot or vocabulary-sized activations (paper §1.2.1: Muon on
@@ -84,38 +84,35 @@ def _hidden_and_adamw(config, mult, hidden) -> optax.GradientTransformation:
                                  matrix_label="hidden", other_label="other")
 
 
-def _build_adamw(config, params, mult):
-  del params
+def _build_adamw(config, mult, mesh):
+  del mesh  # AdamW is elementwise: XLA keeps it on each parameter's shards.
   return _adamw(lambda t: config.adamw_lr * mult(t), config.weight_decay)
 
 
-def _muon_like(optimizer, config, mult) -> optax.GradientTransformation:
+def _muon_like(optimizer, config, mult, mesh) -> optax.GradientTransformation:
   # inject_hyperparams turns the momentum into a per-step schedule without
   # touching the Muon implementation (modded-nanogpt's momentum warmup).
   hidden = optax.inject_hyperparams(optimizer, static_args=(
       "muon_weight_dimension_numbers", "ns_steps", "nesterov"))(
           learning_rate=lambda t: config.muon_lr * mult(t),
           beta=schedules.momentum_schedule(config), ns_steps=config.ns_steps,
-          muon_weight_dimension_numbers=_last_two_axes)
+          muon_weight_dimension_numbers=_last_two_axes, mesh=mesh)
   return _hidden_and_adamw(config, mult, hidden)
 
 
-def _build_muon(config, params, mult):
-  del params
-  return _muon_like(alias.muon, config, mult)
+def _build_muon(config, mult, mesh):
+  return _muon_like(alias.muon, config, mult, mesh)
 
 
-def _build_normuon(config, params, mult):
+def _build_normuon(config, mult, mesh):
   """The ``muon`` arm's learning rate and momentum schedule, NorMuon's
   β2 = 0.95 (arXiv:2510.05491)."""
-  del params
-  return _muon_like(neuron_norm.normuon, config, mult)
+  return _muon_like(neuron_norm.normuon, config, mult, mesh)
 
 
-def _build_specgd(config, params, mult):
-  del params
+def _build_specgd(config, mult, mesh):
   hidden = alias.specgd(lambda t: config.specgd_lr * mult(t),
-                        weight_dimension_numbers=_last_two_axes)
+                        weight_dimension_numbers=_last_two_axes, mesh=mesh)
   return _hidden_and_adamw(config, mult, hidden)
 
 
@@ -128,8 +125,13 @@ _BUILDERS: dict[str, Builder] = {
 OPTIMIZERS = tuple(_BUILDERS)
 
 
-def make_optimizer(config: TrainConfig, params) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, params, mesh=None
+                   ) -> optax.GradientTransformation:
   """The optimizer named by ``config.optimizer`` for this parameter tree.
+
+  ``mesh``: the mesh the parameters live on (``None``: one device); the
+  spectral arms then orthogonalise each matrix whole on one device, spread
+  over the mesh (``mesh=`` of :func:`spectral_jax.muon`).
 
   ``adamw``: AdamW on everything. ``muon`` / ``specgd``:
   :func:`spectral_jax.labels.matrix_partition` of the spectral method on the
@@ -140,5 +142,6 @@ def make_optimizer(config: TrainConfig, params) -> optax.GradientTransformation:
   if config.optimizer not in _BUILDERS:
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got "
                      f"{config.optimizer!r}.")
-  return _BUILDERS[config.optimizer](config, params,
-                                     schedules.lr_multiplier(config))
+  del params  # The labels are read from the tree the optimizer is given.
+  return _BUILDERS[config.optimizer](config, schedules.lr_multiplier(config),
+                                     mesh)

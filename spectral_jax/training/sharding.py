@@ -46,17 +46,25 @@ __all__ = [
 MESH_AXES = ("data", "fsdp")
 
 
-def parse_mesh(spec: str | None) -> dict[str, int]:
-  """``"data=2,fsdp=4"`` → ``{"data": 2, "fsdp": 4}`` (missing axes = 1)."""
-  sizes = {a: 1 for a in MESH_AXES}
+def parse_mesh(spec: str | None, axes=MESH_AXES, *,
+               fill: bool = True) -> dict[str, int]:
+  """``"data=2,fsdp=4"`` → ``{"data": 2, "fsdp": 4}``.
+
+  Args:
+    spec: comma-separated ``AXIS=SIZE``.
+    axes: the allowed axis names.
+    fill: also list the axes ``spec`` leaves out (size 1), in ``axes``
+      order; ``False``: only the named ones, in ``spec`` order.
+  """
+  sizes = {a: 1 for a in axes} if fill else {}
   if not spec:
     return sizes
   for part in spec.split(","):
     name, sep, value = part.partition("=")
     name = name.strip()
-    if not sep or name not in MESH_AXES:
+    if not sep or name not in axes:
       raise ValueError(f"--mesh {spec!r}: expected comma-separated "
-                       f"AXIS=SIZE with AXIS in {MESH_AXES}, got {part!r}.")
+                       f"AXIS=SIZE with AXIS in {tuple(axes)}, got {part!r}.")
     try:
       size = int(value)
     except ValueError:

@@ -204,8 +204,8 @@ def _setup(config: TrainConfig, out, model_fn, data):
   """``(run, state)``: model, optimizer, compiled functions, batches."""
   data = data if data is not None else data_lib.load_data(config.data)
   graphdef, params, rest = init_model(config, data.vocab_size, model_fn)
-  tx = make_optimizer(config, params)
   mesh = shard_lib.make_mesh(config.mesh) if config.mesh else None
+  tx = make_optimizer(config, params, mesh)
   x_sharding = None
   if mesh is not None:
     params = jax.device_put(params, shard_lib.param_shardings(params, mesh))
