@@ -76,8 +76,11 @@ def check_placement(mesh, batch_bytes) -> None:
   """
   if mesh is not None and not isinstance(
       mesh, (jax.sharding.Mesh, jax.sharding.AbstractMesh)):
+    hint = (" (under optax.inject_hyperparams a Mesh, being callable, is "
+            "taken for a schedule: list 'mesh' in static_args)"
+            if callable(mesh) else "")
     raise ValueError(f"mesh={mesh!r} is not allowed; mesh must be a "
-                     "jax.sharding.Mesh (or AbstractMesh) or None.")
+                     f"jax.sharding.Mesh (or AbstractMesh) or None{hint}.")
   if batch_bytes is not None and (
       isinstance(batch_bytes, bool) or not isinstance(batch_bytes, int)
       or batch_bytes < 1):

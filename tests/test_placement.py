@@ -178,3 +178,15 @@ def test_mesh_updates_equal_single_device(meshes):
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   assert "ALL_OK" in proc.stdout, proc.stdout
+
+
+def test_injected_mesh_without_static_args_names_the_fix():
+  import optax  # pylint: disable=g-import-not-at-top
+  import spectral_jax as sj  # pylint: disable=g-import-not-at-top
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("fsdp",))
+  tx = optax.inject_hyperparams(sj.muon)(learning_rate=0.1, mesh=mesh)
+  with pytest.raises(ValueError, match="list 'mesh' in static_args"):
+    tx.init({"w": jnp.ones((4, 3))})
+  ok = optax.inject_hyperparams(sj.muon, static_args=("mesh",))(
+      learning_rate=0.1, mesh=mesh)
+  ok.init({"w": jnp.ones((4, 3))})

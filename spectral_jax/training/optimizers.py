@@ -93,7 +93,7 @@ def _muon_like(optimizer, config, mult, mesh) -> optax.GradientTransformation:
   # inject_hyperparams turns the momentum into a per-step schedule without
   # touching the Muon implementation (modded-nanogpt's momentum warmup).
   hidden = optax.inject_hyperparams(optimizer, static_args=(
-      "muon_weight_dimension_numbers", "ns_steps", "nesterov"))(
+      "muon_weight_dimension_numbers", "ns_steps", "nesterov", "mesh"))(
           learning_rate=lambda t: config.muon_lr * mult(t),
           beta=schedules.momentum_schedule(config), ns_steps=config.ns_steps,
           muon_weight_dimension_numbers=_last_two_axes, mesh=mesh)
