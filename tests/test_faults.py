@@ -258,7 +258,7 @@ def test_experiment_is_deterministic_in_process(tmp_path):
   assert len(_rows(tmp_path / "a" / "metrics.jsonl")) == 2 * 2 * 30
 
 
-@pytest.mark.heavy
+@pytest.mark.slow  # Markers: default suite, on a fake experiment.
 def test_reproduce_killed_and_rerun_equals_uninterrupted(tmp_path, rng):
   ref, run = tmp_path / "ref", tmp_path / "run"
   start = time.monotonic()

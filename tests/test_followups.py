@@ -287,7 +287,7 @@ def test_matrix_sensing_tiny(tmp_path):
   assert len(flow["alpha_exact"]) == len(flow["alpha_review"]) == 6
 
 
-@pytest.mark.heavy
+@pytest.mark.slow  # --cifar10 plumbing: default suite, fake experiment.
 def test_dual_optimizer_tiny_on_fabricated_cifar(tmp_path, rng):
   from experiments import dual_optimizer as dual
   data_dir = tmp_path / "cifar"

@@ -71,6 +71,25 @@ def _assert_same_metrics(got, want):
         assert a[key] == pytest.approx(b[key], rel=1e-5), (a["step"], key)
 
 
+@pytest.mark.heavy
+def test_two_processes_share_one_run(tmp_path):
+  """The default suite's fast variant: two processes of 2 devices each,
+  two steps; process 0 writes the files, both exit cleanly."""
+  port = _free_port()
+  procs = [_launch(tmp_path / "run", 2, 2,
+                   ["--mesh", "fsdp=4", "--track-every", "0"], (port, 2, i))
+           for i in range(2)]
+  outs = _finish(procs)
+  rows = _rows(tmp_path / "run")
+  assert [r["step"] for r in rows] == [0, 1, 2]
+  assert all(r["val_loss"] > 0 for r in rows if "val_loss" in r)
+  # Only process 0 prints the summary (gloo's own connection lines aside).
+  assert '"final_val_loss"' in outs[0][0]
+  assert '"final_val_loss"' not in outs[1][0]
+  assert (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.slow  # Three processes compile the GPT step: about a minute.
 def test_two_processes_train_as_one_with_eight_devices(tmp_path):
   single = _launch(tmp_path / "one", 4, 8)
   _finish([single])

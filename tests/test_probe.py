@@ -426,7 +426,7 @@ def test_experiment_tiny(tmp_path):
   assert "GPT: not run" in res["summary"]
 
 
-@pytest.mark.heavy  # ~13 s: the GPT setting once deadlocked XLA (see docs/reliability.md).
+@pytest.mark.slow  # test_experiment_tiny: the same without the GPT arm.
 def test_experiment_tiny_with_gpt(tmp_path):
   res_cfg = _tiny_config(gpt=True, gpt_n_layer=1, gpt_d_model=16,
                          gpt_n_head=2, gpt_context=8, gpt_batch=2,

@@ -207,6 +207,7 @@ def _tiny_config(**kw):
   return _train_lib().preset("cpu-small", **{**base, **kw})
 
 
+@pytest.mark.heavy
 def test_train_step_clips_after_the_update(rng):
   T = _train_lib()
   cfg = _tiny_config(optimizer="normuon")
@@ -232,6 +233,7 @@ def test_train_step_clips_after_the_update(rng):
     assert np.max(np.abs(got - unclipped)) > 1e-3 * np.abs(ref).max()
 
 
+@pytest.mark.slow  # A short training run; the clip itself is tested above.
 def test_qk_clip_trains_with_falling_loss(tmp_path):
   from spectral_jax.training import data as D  # pylint: disable=g-import-not-at-top
   text = ("def f(x):\n    return x * 2 + 1\n" * 40).encode()

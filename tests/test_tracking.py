@@ -5,6 +5,7 @@ import importlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from spectral_jax import labels
@@ -53,6 +54,7 @@ def _sown(graphdef, params, rest, x):
           for p, v in nnx.to_flat_state(inter)}
 
 
+@pytest.mark.heavy
 def test_tracked_ranks_match_numpy(rng):
   graphdef, params, rest, x, y = _tiny_gpt(rng)
   loss, st, nr = T.make_track_fn(graphdef)(params, rest, x, y)

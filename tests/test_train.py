@@ -243,6 +243,7 @@ def test_resume_without_checkpoint_starts_over(tmp_path, tiny_data, capfd):
       tmp_path / "fresh"))
 
 
+@pytest.mark.slow  # Each arm's resume is tested in the default suite.
 def test_compare_resumes_arm_by_arm(tmp_path, tiny_data):
   # Issue 18 item 3: an interrupted --compare could not be resumed. Arm 1
   # finished, arm 2 stopped after a checkpoint, arm 3 never began.
