@@ -12,20 +12,11 @@ import numpy as np
 import pytest
 
 from spectral_jax import curvature
-
-
-def _rf_quadratic(rng, k=30, d=15, n=120):
-  x = rng.standard_normal((d, n))
-  v = rng.standard_normal((k, d)) / np.sqrt(d)
-  a = np.maximum(v @ x, 0.0)
-  y = (rng.standard_normal((k, k)) / np.sqrt(k)) @ a
-  aj, yj = jnp.asarray(a), jnp.asarray(y)
-  loss = lambda w: 0.5 * jnp.sum((w @ aj - yj) ** 2) / n
-  return loss, a, y, n
+from references import rf_quadratic
 
 
 def test_hvp_matches_closed_form(rng):
-  loss, a, _, n = _rf_quadratic(rng)
+  loss, a, _, n = rf_quadratic(rng)
   w = rng.standard_normal((a.shape[0], a.shape[0]))
   v = rng.standard_normal(w.shape)
   got = curvature.hvp(loss, jnp.asarray(w), jnp.asarray(v))
@@ -49,7 +40,7 @@ def test_hvp_on_pytree(rng):
 
 
 def test_lambda_max_matches_closed_form(rng):
-  loss, a, _, n = _rf_quadratic(rng)
+  loss, a, _, n = rf_quadratic(rng)
   w0 = jnp.zeros((a.shape[0], a.shape[0]))
   lam = curvature.hessian_lambda_max(
       loss, w0, iters=200, key=jax.random.key(int(rng.integers(1 << 30))))

@@ -12,20 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.lib import thresholds
-
-
-def _rf_quadratic(rng, k=30, d=15, n=120):
-  x = rng.standard_normal((d, n))
-  v = rng.standard_normal((k, d)) / np.sqrt(d)
-  a = np.maximum(v @ x, 0.0)
-  y = (rng.standard_normal((k, k)) / np.sqrt(k)) @ a
-  aj, yj = jnp.asarray(a), jnp.asarray(y)
-  loss = lambda w: 0.5 * jnp.sum((w @ aj - yj) ** 2) / n
-  return loss, a, y, n
+from references import rf_quadratic
 
 
 def test_thresholds_closed_form_and_bound(rng):
-  loss, a, y, n = _rf_quadratic(rng)
+  loss, a, y, n = rf_quadratic(rng)
   k = a.shape[0]
   w0 = jnp.zeros((k, k))
   b = a @ a.T / n

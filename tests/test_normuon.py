@@ -23,15 +23,7 @@ import pytest
 
 from spectral_jax import neuron_norm as nm
 from spectral_jax.labels import MuonDimensionNumbers
-
-
-def _torch_ns(u, steps=5, eps=1e-7):
-  x = u.T if u.shape[0] > u.shape[1] else u
-  x = x / (np.linalg.norm(x) + eps)
-  for _ in range(steps):
-    a = x @ x.T
-    x = 3.4445 * x + (-4.7750 * a + 2.0315 * a @ a) @ x
-  return x.T if u.shape[0] > u.shape[1] else x
+from references import torch_newton_schulz
 
 
 def _neuron_normalise(o, v, beta2, eps, rms):
@@ -50,7 +42,7 @@ def _numpy_normuon(ws, grads, lr, mu, beta2, wd, nesterov, rms):
   for g_step in grads:
     for i, g in enumerate(g_step):
       bufs[i] = mu * bufs[i] + (1 - mu) * g
-      o = _torch_ns((1 - mu) * g + mu * bufs[i] if nesterov else bufs[i])
+      o = torch_newton_schulz((1 - mu) * g + mu * bufs[i] if nesterov else bufs[i])
       u, vs[i] = _neuron_normalise(o, vs[i], beta2, 1e-8, rms)
       if rms is None:
         u = u * np.sqrt(max(1.0, o.shape[0] / o.shape[1]))

@@ -19,21 +19,13 @@ import optax
 import pytest
 
 import spectral_jax as sj
+from references import torch_newton_schulz
 
 _ADJUST = {
     "original": lambda a, b: np.sqrt(max(1.0, a / b)),
     "match_rms_adamw": lambda a, b: 0.2 * np.sqrt(max(a, b)),
     "spectral_unclamped": lambda a, b: np.sqrt(a / b),
 }
-
-
-def _torch_ns(u, steps=5, eps=1e-7):
-  x = u.T if u.shape[0] > u.shape[1] else u
-  x = x / (np.linalg.norm(x) + eps)
-  for _ in range(steps):
-    a = x @ x.T
-    x = 3.4445 * x + (-4.7750 * a + 2.0315 * a @ a) @ x
-  return x.T if u.shape[0] > u.shape[1] else x
 
 
 def _torch_muon(ws, grads, lr, mu, wd, nesterov, adjust):
@@ -44,7 +36,7 @@ def _torch_muon(ws, grads, lr, mu, wd, nesterov, adjust):
     for i, g in enumerate(g_step):
       bufs[i] = mu * bufs[i] + (1 - mu) * g
       u = (1 - mu) * g + mu * bufs[i] if nesterov else bufs[i]
-      o = _torch_ns(u)
+      o = torch_newton_schulz(u)
       a, b = ws[i].shape
       ws[i] = ws[i] * (1 - lr * wd) - lr * _ADJUST[adjust](a, b) * o
   return ws
