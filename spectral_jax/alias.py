@@ -58,6 +58,7 @@ def muon(
     weight_layout: str = "flax",
     mesh: Any = None,
     batch_bytes: int | None = None,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Muon: momentum orthogonalised by Newton–Schulz (or an exact polar).
 
@@ -115,6 +116,15 @@ def muon(
     batch_bytes: memory budget of the batched orthogonalisation: input bytes
       per call and device, a Python int (``None``: 16 MiB,
       ``placement.DEFAULT_BATCH_BYTES``).
+    partition_specs: with ``mesh``, the params' ``PartitionSpec``s (a tree
+      like the params, of ``PartitionSpec`` / ``NamedSharding``; e.g.
+      ``nnx.get_partition_spec(state)``). The matrices then move by explicit
+      collectives, one all-to-all each way over the axes that split them
+      (:mod:`spectral_jax.shard_plan`); on a mesh whose axes are all
+      ``Explicit`` (``jax.make_mesh``'s default) the specs are read off the
+      gradients' types and this is not needed. Without either, XLA's
+      partitioner moves the matrices: as good on an FSDP-only mesh, several
+      times the bytes with ``data`` or ``model`` axes too (BENCHMARKS.md).
 
   With ``momentum_style='torch', adjust_lr='original', eps=1e-7,
   weight_layout='torch'`` the matrix leaves follow torch.optim.Muon's update
@@ -149,7 +159,8 @@ def muon(
             polar_method=polar_method, compute_dtype=compute_dtype,
             group_equal_shapes=group_equal_shapes,
             momentum_style=momentum_style, mesh=mesh,
-            batch_bytes=batch_bytes),
+            batch_bytes=batch_bytes,
+            partition_specs=partition_specs),
         transforms.scale_by_shape(weight_dimension_numbers=dims_fn,
                                   consistent_rms=consistent_rms,
                                   adjust_lr=adjust_lr),
@@ -180,6 +191,7 @@ def specgd(
     compute_dtype: Any = None,
     mesh: Any = None,
     batch_bytes: int | None = None,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Spectral gradient descent on matrix leaves, ``other`` on the rest.
 
@@ -201,7 +213,7 @@ def specgd(
     weight_decay, weight_decay_mask: decoupled decay of the matrix leaves.
     ns_coeffs, ns_steps, eps, compute_dtype: see
       :func:`spectral_jax.scale_by_polar`.
-    mesh, batch_bytes: as in :func:`muon`.
+    mesh, batch_bytes, partition_specs: as in :func:`muon`.
 
   Returns:
     An ``optax.partition`` with labels ``'specgd'`` and ``'other'``.
@@ -219,7 +231,8 @@ def specgd(
               polar_method, lipschitz, ns_coeffs=ns_coeffs, ns_steps=ns_steps,
               eps=eps, weight_dimension_numbers=dims_fn,
               compute_dtype=compute_dtype, mesh=mesh,
-              batch_bytes=batch_bytes),
+              batch_bytes=batch_bytes,
+            partition_specs=partition_specs),
           optax.add_decayed_weights(weight_decay, weight_decay_mask),
           optax.scale_by_learning_rate(learning_rate),
       ),

@@ -179,15 +179,15 @@ def scale_by_gated_spectral(
 def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
                  margin: float = 1.0, polar_method: str = "svd",
                  lipschitz: float | None = None, mesh=None,
-                 batch_bytes: int | None = None
+                 batch_bytes: int | None = None, partition_specs=None
                  ) -> optax.GradientTransformation:
   r"""``W ← W − η·(‖G‖_*/L) polar(G)`` where nr(G) ≥ m·st(A), else ``W − η G``.
 
   :func:`scale_by_gated_spectral` with SpecGD and plain gradient steps, then the
   learning rate. Pass ``stable_rank=`` to ``update`` at every step (see the
-  module docstring). ``mesh`` / ``batch_bytes``: where the SpecGD direction's
-  polar factors run (see :func:`spectral_jax.scale_by_polar`); nr(G) is read
-  on the gradients' own sharding.
+  module docstring). ``mesh`` / ``batch_bytes`` / ``partition_specs``: where
+  the SpecGD direction's polar factors run (see :func:`spectral_jax.muon`);
+  nr(G) is read on the gradients' own sharding.
   """
   # A schedule (callable) is not checked: checks.check_range skips it.
   checks.check_range("learning_rate", learning_rate, 0.0,
@@ -197,7 +197,8 @@ def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
           transforms.scale_by_specgd(
               polar_method, lipschitz,
               weight_dimension_numbers=labels.stacked_dimension_numbers,
-              mesh=mesh, batch_bytes=batch_bytes),
+              mesh=mesh, batch_bytes=batch_bytes,
+              partition_specs=partition_specs),
           optax.identity(), margin=margin),
       optax.scale_by_learning_rate(learning_rate))
 

@@ -171,6 +171,7 @@ def normuon(
     weight_layout: str = "flax",
     mesh: Any = None,
     batch_bytes: int | None = None,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""NorMuon (arXiv:2510.05491, Algorithm 1): Muon, then neuron-wise
   normalisation, on the matrix leaves; AdamW on the others.
@@ -199,8 +200,8 @@ def normuon(
     learning_rate, ns_coeffs, ns_steps, beta, eps, weight_decay,
       weight_decay_mask, mu_dtype, nesterov, adam_*,
       muon_weight_dimension_numbers, polar_method, compute_dtype,
-      momentum_style, adjust_lr, weight_layout, mesh, batch_bytes: as in
-      :func:`spectral_jax.muon`.
+      momentum_style, adjust_lr, weight_layout, mesh, batch_bytes,
+      partition_specs: as in :func:`spectral_jax.muon`.
     beta2: NorMuon's second-moment decay, in [0, 1) (paper: 0.95).
     normuon_eps: added to the neuron-wise ``√v``.
     consistent_rms: ``None`` or ``ρ > 0`` (above).
@@ -231,7 +232,8 @@ def normuon(
             mu_dtype=mu_dtype, nesterov=nesterov,
             weight_dimension_numbers=dims_fn, polar_method=polar_method,
             compute_dtype=compute_dtype, momentum_style=momentum_style,
-            mesh=mesh, batch_bytes=batch_bytes),
+            mesh=mesh, batch_bytes=batch_bytes,
+            partition_specs=partition_specs),
         scale_by_normuon(beta2, normuon_eps, rms=rms,
                          weight_dimension_numbers=dims_fn),
         # Same chain layout either way: the shape scaling is the identity when

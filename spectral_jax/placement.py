@@ -51,6 +51,7 @@ from jax.experimental.shard_alike import shard_alike
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from spectral_jax import shard_plan
 from spectral_jax.labels import path_name
 from spectral_jax.matrices import compute_muon_reshape
 from spectral_jax.matrices import leaf_dimension_numbers
@@ -68,8 +69,9 @@ DEFAULT_BATCH_BYTES = 16 * 2**20
 MatrixFn = Callable[[jax.Array], jax.Array]
 
 
-def check_placement(mesh, batch_bytes) -> None:
-  """Raise ``ValueError`` naming ``mesh`` / ``batch_bytes`` if not allowed.
+def check_placement(mesh, batch_bytes, partition_specs=None) -> None:
+  """Raise ``ValueError`` naming ``mesh`` / ``batch_bytes`` /
+  ``partition_specs`` if not allowed.
 
   ``batch_bytes`` shapes the program, so it must be a Python int (under
   ``optax.inject_hyperparams``, list it in ``static_args``).
@@ -89,6 +91,7 @@ def check_placement(mesh, batch_bytes) -> None:
                      "per batched call and device; static_args of "
                      "optax.inject_hyperparams) or None (the default, "
                      "DEFAULT_BATCH_BYTES).")
+  shard_plan.check_partition_specs(partition_specs, mesh)
 
 
 def group_calls(total: int, slice_bytes: int, devices: int = 1,
@@ -190,7 +193,8 @@ def _steps(x, mesh, reverse=False):
 
 
 def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
-                 mesh=None, batch_bytes: int | None = None, like=None):
+                 mesh=None, batch_bytes: int | None = None, like=None,
+                 partition_specs=None):
   """Apply ``fn: (B, m, n) -> (B, m, n)`` to every leaf read as matrices.
 
   Args:
@@ -212,14 +216,31 @@ def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
     batch_bytes: the memory budget, input bytes per batched call and device
       (``None``: ``DEFAULT_BATCH_BYTES``); a matrix larger than it gets a
       call of its own.
+    partition_specs: on a mesh, the updates' ``PartitionSpec``s (a tree like
+      the params of ``PartitionSpec`` / ``NamedSharding``, looked up by
+      path). With them — or with a mesh whose axes are all ``Explicit``,
+      whose leaves carry their specs — the matrices move by explicit
+      collectives (:mod:`spectral_jax.shard_plan`: one all-to-all each
+      way); without, XLA's partitioner moves them (steps above).
 
   Returns:
     A tree like ``updates``.
   """
-  check_placement(mesh, batch_bytes)
+  check_placement(mesh, batch_bytes, partition_specs)
   if batch_bytes is None:
     batch_bytes = DEFAULT_BATCH_BYTES
   paths, leaves, treedef, dims = leaf_dimension_numbers(updates, dim_nums)
+  specs = None if mesh is None else shard_plan.leaf_specs(
+      paths, leaves, mesh, partition_specs)
+  if specs is not None:
+    names = [path_name(p) for p in paths]
+    out = shard_plan.map_matrices_sharded(
+        fn, leaves, dims, names, specs, mesh, group=group,
+        batch_bytes=batch_bytes)
+    if like is not None and not shard_plan.explicit(mesh):
+      out = [shard_alike(x, y)[1] for x, y in
+             zip(treedef.flatten_up_to(like), out)]
+    return treedef.unflatten(out)
   flat, inverses = [], []
   for path, x, d in zip(paths, leaves, dims):
     reshape_fn, inverse_fn = compute_muon_reshape(x, d, path_name(path))

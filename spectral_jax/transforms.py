@@ -145,6 +145,7 @@ def scale_by_polar(
     compute_dtype=None,
     mesh=None,
     batch_bytes: int | None = None,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Replace every matrix update by its polar factor.
 
@@ -171,18 +172,21 @@ def scale_by_polar(
       :mod:`spectral_jax.placement`). Results equal the single-device ones.
     batch_bytes: memory budget: input bytes per batched call and device
       (``None``: ``placement.DEFAULT_BATCH_BYTES``, 16 MiB); a Python int.
+    partition_specs: with ``mesh``, the updates' ``PartitionSpec``s (a tree
+      like the params); see :func:`spectral_jax.muon`.
 
   Returns:
     A stateless ``optax.GradientTransformation``.
   """
   fn = _polar_fn(polar_method, ns_coeffs, ns_steps, eps, compute_dtype)
-  placement.check_placement(mesh, batch_bytes)
+  placement.check_placement(mesh, batch_bytes, partition_specs)
 
   def update_fn(updates, state, params=None):
     del params
     dims = labels.resolve_dimension_numbers(weight_dimension_numbers, updates)
     return placement.map_matrices(fn, updates, dims, mesh=mesh,
-                                  batch_bytes=batch_bytes), state
+                                  batch_bytes=batch_bytes,
+                                  partition_specs=partition_specs), state
 
   return optax.GradientTransformation(optax.init_empty_state, update_fn)
 
@@ -198,6 +202,7 @@ def scale_by_specgd(
     compute_dtype=None,
     mesh=None,
     batch_bytes: int | None = None,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Spectral gradient descent direction (Carlson et al. 2015).
 
@@ -215,7 +220,7 @@ def scale_by_specgd(
     polar_method: polar method (see :func:`scale_by_polar`).
     lipschitz: ``L > 0`` (e.g. ``L_op = ‖A‖_F²/n``); ``None`` means 1.
     ns_coeffs, ns_steps, eps, weight_dimension_numbers, compute_dtype, mesh,
-      batch_bytes: as in :func:`scale_by_polar` (on a mesh the nuclear norm
+      batch_bytes, partition_specs: as in :func:`scale_by_polar` (on a mesh the nuclear norm
       is read on the device that holds the matrix).
 
   Returns:
@@ -224,7 +229,7 @@ def scale_by_specgd(
   checks.check_range("lipschitz", lipschitz, 0.0, lo_open=True,
                what="a finite number > 0, or None (= 1)")
   polar_fn = _polar_fn(polar_method, ns_coeffs, ns_steps, eps, compute_dtype)
-  placement.check_placement(mesh, batch_bytes)
+  placement.check_placement(mesh, batch_bytes, partition_specs)
   inv_l = 1.0 if lipschitz is None else 1.0 / lipschitz
 
   def fn(g):
@@ -237,7 +242,8 @@ def scale_by_specgd(
     del params
     dims = labels.resolve_dimension_numbers(weight_dimension_numbers, updates)
     return placement.map_matrices(fn, updates, dims, mesh=mesh,
-                                  batch_bytes=batch_bytes), state
+                                  batch_bytes=batch_bytes,
+                                  partition_specs=partition_specs), state
 
   return optax.GradientTransformation(optax.init_empty_state, update_fn)
 
@@ -265,6 +271,7 @@ def scale_by_muon(
     momentum_style: str = "optax",
     mesh=None,
     batch_bytes: int | None = None,
+    partition_specs: Any = None,
 ) -> optax.GradientTransformation:
   r"""Muon's direction: momentum, then an (approximate) polar factor.
 
@@ -308,7 +315,8 @@ def scale_by_muon(
       batched call (same result; fewer, larger kernels).
     momentum_style: ``'optax'`` (bias-corrected, optax.contrib's) or
       ``'torch'`` (no bias correction: torch.optim.Muon, KellerJordan's).
-    mesh, batch_bytes: where and in what pieces the batched calls run (see
+    mesh, batch_bytes, partition_specs: where and in what pieces the
+      batched calls run (see
       :func:`scale_by_polar`); momentum stays in the parameters' sharding.
 
   Returns:
@@ -328,7 +336,7 @@ def scale_by_muon(
   plan = optax_compat.ns_plan(ns_coeffs, ns_steps)
   mu_dtype = checks.check_mu_dtype(mu_dtype)
   checks.check_choice("momentum_style", momentum_style, MOMENTUM_STYLES)
-  placement.check_placement(mesh, batch_bytes)
+  placement.check_placement(mesh, batch_bytes, partition_specs)
   orthogonalize = _orthogonalizer(
       plan, polar_method=polar_method, preconditioning=preconditioning,
       eps=eps, compute_dtype=cdtype)
@@ -355,7 +363,8 @@ def scale_by_muon(
         nesterov) else m
     new = placement.map_matrices(orthogonalize, mu_hat, dims,
                                  group=group_equal_shapes, mesh=mesh,
-                                 batch_bytes=batch_bytes, like=updates)
+                                 batch_bytes=batch_bytes, like=updates,
+                                 partition_specs=partition_specs)
     if adaptive:
       new = jax.tree.map(_scale_by_dual_norm, mu_hat, new)
     return new, MuonState(count=count_inc, mu=optax.tree.cast(mu, mu_dtype),

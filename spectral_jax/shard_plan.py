@@ -1,0 +1,289 @@
+"""Whole matrices to devices with explicit collectives, when the gradients'
+shardings are known.
+
+The plan :func:`spectral_jax.placement.map_matrices` follows when every
+leaf's ``PartitionSpec`` is known — given as ``partition_specs``, or read off
+the leaves' types on a mesh with ``Explicit`` axes (``jax.make_mesh``'s
+default). One ``jax.shard_map`` over the whole tree; inside, per group of
+equal wide matrix shapes and per sharding of its leaves:
+
+1. every device concatenates its local blocks of the group's leaves (a stack
+   of matrix *pieces*), pads the stack to a multiple of the devices that
+   hold pieces of one matrix times the devices that hold copies of it, and
+   keeps its share over the copies: a local slice, no communication;
+2. one ``all_to_all`` over the axes that split a matrix assembles whole
+   matrices (each device sends the pieces of the matrices another device
+   owns; the result is the device's share of the group, ≈ its shard of it);
+3. ``fn`` runs on the device's whole matrices, in calls under the memory
+   budget — no collective inside the iteration;
+4. the way back: one ``all_to_all`` (pieces again), then an ``all_gather``
+   over the axes that held copies.
+
+Bytes of collective results per device, as a multiple of the device's shard
+of the group (× the padding): 2 on an FSDP mesh (in and out), 2 with a
+tensor-parallel axis too (one all-to-all over both axes each way, not one per
+axis), 1 + 2/r when the parameters are replicated r ways (the out-going
+all-gather), 1 for a stack already split over its layer axis and replicated
+over ``data`` (only the all-gather). XLA's partitioner, left to move the
+same arrays, goes one mesh axis at a time: 4.7× and 13× on those meshes
+(BENCHMARKS.md, "Muon on a mesh").
+
+A leaf's spec is used as is when ``shard_map`` can take it: each of the
+leaf's matrix groups (batch, fan_in, fan_out) sharded at most on its
+leading (major) axis, each sharded dimension divisible by its devices.
+Otherwise the offending axes are read replicated (XLA gathers them before
+the map: correct, and costlier).
+
+References:
+  Liu et al., *Muon is scalable for LLM training*, arXiv:2502.16982, §3;
+  microsoft/dion's all-to-all distributed Muon; Levanter's
+  ``stack_batch_sharded``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from spectral_jax.matrices import normalize_dimension_numbers
+
+__all__ = ["check_partition_specs", "explicit", "leaf_specs",
+           "map_matrices_sharded"]
+
+MatrixFn = Callable[[jax.Array], jax.Array]
+_Axes = tuple[str, ...]
+
+
+def _is_spec_leaf(x) -> bool:
+  return x is None or isinstance(x, (P, NamedSharding))
+
+
+def check_partition_specs(partition_specs, mesh) -> None:
+  """Raise ``ValueError`` unless ``partition_specs`` is ``None`` or a tree of
+  ``PartitionSpec`` / ``NamedSharding`` / ``None`` naming ``mesh``'s axes."""
+  if partition_specs is None:
+    return
+  if mesh is None:
+    raise ValueError("partition_specs= needs mesh=: the specs name the axes "
+                     "of the mesh the gradients live on.")
+  names = set(mesh.axis_names)
+  for x in jax.tree.leaves(partition_specs, is_leaf=_is_spec_leaf):
+    if x is None:
+      continue
+    if not isinstance(x, (P, NamedSharding)):
+      raise ValueError(
+          f"partition_specs has a leaf {x!r} ({type(x).__name__}); allowed: "
+          "PartitionSpec, NamedSharding or None, in a tree like the params.")
+    spec = x.spec if isinstance(x, NamedSharding) else x
+    unknown = {a for e in spec for a in _axes(e)} - names
+    if unknown:
+      raise ValueError(f"partition_specs names mesh axes {sorted(unknown)} "
+                       f"that the mesh {tuple(mesh.axis_names)} does not "
+                       "have.")
+
+
+def _axes(entry) -> _Axes:
+  if entry is None or entry is P.UNCONSTRAINED:
+    return ()
+  return (entry,) if isinstance(entry, str) else tuple(entry)
+
+
+def explicit(mesh) -> bool:
+  types = getattr(mesh, "axis_types", ())
+  return bool(types) and all(
+      t == jax.sharding.AxisType.Explicit for t in types)
+
+
+def leaf_specs(paths, leaves, mesh, partition_specs
+               ) -> list[P | None] | None:
+  """Each leaf's ``PartitionSpec``, or ``None`` when some leaf's is unknown.
+
+  From ``partition_specs`` (a tree like the params, looked up by path, so a
+  masked sub-tree finds its leaves), else from the leaves' types when every
+  axis of ``mesh`` is ``Explicit``.
+  """
+  if partition_specs is not None:
+    given = {path: x for path, x in jax.tree_util.tree_flatten_with_path(
+        partition_specs, is_leaf=_is_spec_leaf)[0]}
+    out = []
+    for path in paths:
+      x = given.get(tuple(path))
+      if x is None:
+        return None
+      out.append(x.spec if isinstance(x, NamedSharding) else x)
+    return out
+  if not explicit(mesh):
+    return None
+  return [jax.typeof(x).sharding.spec for x in leaves]
+
+
+class _Leaf:
+  """How one leaf's local block reads as (batch, fan_in, fan_out) pieces."""
+
+  def __init__(self, x, dims, spec: P, mesh, path):
+    shape = tuple(x.shape)
+    batch, red, out = normalize_dimension_numbers(shape, dims, path)
+    entries = [_axes(e) for e in tuple(spec)[:len(shape)]]
+    entries += [()] * (len(shape) - len(entries))
+    size = lambda axes: math.prod(mesh.shape[a] for a in axes)
+    # shard_map needs each sharded dimension divisible by its devices, and a
+    # merged group (reshaped to one axis) is a contiguous block of it only
+    # when its major axis alone is sharded.
+    for group in (batch, red, out):
+      for k, ax in enumerate(group):
+        if k > 0 or shape[ax] % size(entries[ax]):
+          entries[ax] = ()
+    self.spec = P(*[e[0] if len(e) == 1 else (e or None) for e in entries])
+    self.perm = batch + red + out
+    lead = lambda group: entries[group[0]] if group else ()
+    self.sb, sm, sn = lead(batch), lead(red), lead(out)
+    local = [shape[ax] // size(entries[ax]) for ax in range(len(shape))]
+    self.local_permuted = tuple(local[ax] for ax in self.perm)
+    prod = lambda group: math.prod(local[ax] for ax in group)
+    m_l, n_l = prod(red), prod(out)
+    self.flat = (prod(batch), m_l, n_l)
+    fan_in = math.prod(shape[ax] for ax in red)
+    fan_out = math.prod(shape[ax] for ax in out)
+    self.tall = fan_in > fan_out
+    self.wide = (min(fan_in, fan_out), max(fan_in, fan_out))
+    self.sm, self.sn = (sn, sm) if self.tall else (sm, sn)
+    used = set(self.sb) | set(sm) | set(sn)
+    self.replicas = tuple(a for a in mesh.axis_names if a not in used)
+    self.dtype = x.dtype
+
+  def to_pieces(self, block):
+    y = jnp.transpose(block, self.perm).reshape(self.flat)
+    return jnp.swapaxes(y, -1, -2) if self.tall else y
+
+  def from_pieces(self, y):
+    if self.tall:
+      y = jnp.swapaxes(y, -1, -2)
+    inv = sorted(range(len(self.perm)), key=self.perm.__getitem__)
+    return jnp.transpose(y.reshape(self.local_permuted), inv)
+
+
+def _gather_matrices(x, sm: _Axes, sn: _Axes, mesh):
+  """(A·k, m_l, n_l) pieces -> (k, m, n) whole matrices, A = |sm|·|sn|."""
+  am = math.prod(mesh.shape[a] for a in sm)
+  an = math.prod(mesh.shape[a] for a in sn)
+  if am * an == 1:
+    return x
+  c, m_l, n_l = x.shape
+  k = c // (am * an)
+  # Block j of the result came from device j of the (sm, sn) group, linear
+  # in that order (row-major), which is the order of the spec's blocks.
+  x = _all_to_all(x.reshape(am * an, k, m_l, n_l), sm + sn)
+  x = x.reshape(am, an, k, m_l, n_l).transpose(2, 0, 3, 1, 4)
+  return x.reshape(k, am * m_l, an * n_l)
+
+
+def _scatter_matrices(y, sm: _Axes, sn: _Axes, mesh):
+  """The inverse of :func:`_gather_matrices`."""
+  am = math.prod(mesh.shape[a] for a in sm)
+  an = math.prod(mesh.shape[a] for a in sn)
+  if am * an == 1:
+    return y
+  k, m, n = y.shape
+  y = y.reshape(k, am, m // am, an, n // an).transpose(1, 3, 0, 2, 4)
+  y = _all_to_all(y.reshape(am * an, k, m // am, n // an), sm + sn)
+  return y.reshape(am * an * k, m // am, n // an)
+
+
+def _all_to_all(x, axes: _Axes):
+  """Block ``j`` of ``x``'s leading axis to device ``j`` of ``axes``."""
+  # The barrier keeps XLA from fusing the transposes feeding it into the
+  # all-to-all's operands, which XLA's CPU backend (jax 0.10.2) then
+  # rejects ("all-to-all has operands with different shapes").
+  return jax.lax.all_to_all(jax.lax.optimization_barrier(x), axes, 0, 0,
+                            tiled=True)
+
+
+def _apply_in_calls(fn: MatrixFn, x, batch_bytes: int):
+  """``fn`` over the local stack ``x`` in evenly sized calls of at most
+  ``batch_bytes`` of input (counted at float32 or wider)."""
+  count = x.shape[0]
+  slice_bytes = math.prod(x.shape[1:]) * max(x.dtype.itemsize, 4)
+  cap = max(1, batch_bytes // max(slice_bytes, 1))
+  calls = math.ceil(count / cap)
+  if calls <= 1:
+    return fn(x)
+  size = math.ceil(count / calls)
+  return jnp.concatenate([fn(x[i:i + size]) for i in range(0, count, size)])
+
+
+def _run_group(fn, members, blocks, mesh, batch_bytes):
+  """``fn`` over one group of equal wide shape; ``members``: its ``_Leaf``s."""
+  subgroups: dict = {}
+  for j, leaf in enumerate(members):
+    subgroups.setdefault((leaf.sm, leaf.sn, leaf.replicas), []).append(j)
+  stacks, layout = [], []
+  for (sm, sn, reps), idx in subgroups.items():
+    x = jnp.concatenate([members[j].to_pieces(blocks[j]) for j in idx])
+    count = x.shape[0]
+    q = math.prod(mesh.shape[ax] for ax in reps)
+    holders = math.prod(mesh.shape[ax] for ax in sm + sn)
+    padded = math.ceil(count / (q * holders)) * q * holders
+    x = jnp.pad(x, [(0, padded - count), (0, 0), (0, 0)])
+    if q > 1:  # Keep this device's share of the copies: a local slice.
+      share = padded // q
+      x = jax.lax.dynamic_slice_in_dim(
+          x, jax.lax.axis_index(reps) * share, share, 0)
+    x = _gather_matrices(x, sm, sn, mesh)
+    stacks.append(x)
+    layout.append((sm, sn, reps, idx, count, x.shape[0]))
+  x = stacks[0] if len(stacks) == 1 else jnp.concatenate(stacks)
+  y = _apply_in_calls(fn, x, batch_bytes)
+  out = [None] * len(members)
+  off = 0
+  for sm, sn, reps, idx, count, k in layout:
+    piece = _scatter_matrices(y[off:off + k], sm, sn, mesh)
+    off += k
+    if math.prod(mesh.shape[a] for a in reps) > 1:
+      piece = jax.lax.all_gather(piece, reps, axis=0, tiled=True)
+    start = 0
+    for j in idx:
+      b = members[j].flat[0]
+      out[j] = members[j].from_pieces(piece[start:start + b])
+      start += b
+  return out
+
+
+def map_matrices_sharded(fn: MatrixFn, leaves: Sequence[jax.Array], dims,
+                         paths, specs: Sequence[P], mesh, *, group: bool,
+                         batch_bytes: int) -> list[jax.Array]:
+  """``fn`` on every leaf's matrices, moved by the plan of the module
+  docstring; results in the leaves' shapes and (read) shardings."""
+  todo = [i for i, x in enumerate(leaves) if x.size]
+  plans = {i: _Leaf(leaves[i], dims[i], specs[i], mesh, paths[i])
+           for i in todo}
+  groups: dict = {}
+  for i in todo:
+    key = (plans[i].wide, plans[i].dtype) if group else i
+    groups.setdefault(key, []).append(i)
+  in_specs = tuple(plans[i].spec for i in todo)
+
+  def body(*blocks):
+    local = dict(zip(todo, blocks))
+    out = {}
+    for idx in groups.values():
+      res = _run_group(fn, [plans[i] for i in idx], [local[i] for i in idx],
+                       mesh, batch_bytes)
+      out.update(zip(idx, res))
+    return tuple(out[i] for i in todo)
+
+  args = [leaves[i] for i in todo]
+  if explicit(mesh):  # Explicit types must match the map's specs.
+    args = [x if jax.typeof(x).sharding.spec == s else
+            jax.sharding.reshard(x, s) for x, s in zip(args, in_specs)]
+  results = list(leaves)
+  if todo:
+    mapped = jax.shard_map(body, mesh=mesh, in_specs=in_specs,
+                           out_specs=in_specs, check_vma=False)(*args)
+    for i, y in zip(todo, mapped):
+      results[i] = y
+  return results
