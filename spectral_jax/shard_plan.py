@@ -5,28 +5,31 @@ The plan :func:`spectral_jax.placement.map_matrices` follows when every
 leaf's ``PartitionSpec`` is known — given as ``partition_specs``, or read off
 the leaves' types on a mesh with ``Explicit`` axes (``jax.make_mesh``'s
 default). One ``jax.shard_map`` over the whole tree; inside, per group of
-equal wide matrix shapes and per sharding of its leaves:
+equal wide matrix shapes, and per class of its leaves split over the same
+*holder* axes (those that split a matrix) and copied over the same
+*replica* axes (the rest, minus a stack axis' own):
 
-1. every device concatenates its local blocks of the group's leaves (a stack
-   of matrix *pieces*), pads the stack to a multiple of the devices that
-   hold pieces of one matrix times the devices that hold copies of it, and
-   keeps its share over the copies: a local slice, no communication;
-2. one ``all_to_all`` over the axes that split a matrix assembles whole
-   matrices (each device sends the pieces of the matrices another device
-   owns; the result is the device's share of the group, ≈ its shard of it);
+1. every device reads its local blocks as matrix pieces, pads each leaf
+   kind's stack to a multiple of the replicas and keeps its share of the
+   copies: a local slice, no communication;
+2. one ``all_to_all`` over the holder axes hands each device whole matrices
+   (every piece has ``m·n/A`` elements whatever the split, so a
+   column-split 768×3072 and a row-split 3072×768 read wide travel
+   together; each slot is assembled by its own split, a static table
+   indexed by the device's position);
 3. ``fn`` runs on the device's whole matrices, in calls under the memory
    budget — no collective inside the iteration;
-4. the way back: one ``all_to_all`` (pieces again), then an ``all_gather``
-   over the axes that held copies.
+4. back: one ``all_to_all`` (pieces again), then an ``all_gather`` over the
+   replica axes.
 
 Bytes of collective results per device, as a multiple of the device's shard
-of the group (× the padding): 2 on an FSDP mesh (in and out), 2 with a
-tensor-parallel axis too (one all-to-all over both axes each way, not one per
-axis), 1 + 2/r when the parameters are replicated r ways (the out-going
-all-gather), 1 for a stack already split over its layer axis and replicated
-over ``data`` (only the all-gather). XLA's partitioner, left to move the
-same arrays, goes one mesh axis at a time: 4.7× and 13× on those meshes
-(BENCHMARKS.md, "Muon on a mesh").
+of the group, times the padding: 2 where every parameter is split over
+every device (in and out: FSDP, or FSDP with a tensor-parallel axis — one
+all-to-all over both axes, not one per axis); 1 + 2/r when the parameters
+are copied r ways (``data``); 1 for a stack already split over its layer
+axis and copied over ``data`` (only the all-gather). XLA's partitioner, left
+to move the same arrays, goes one mesh axis at a time: 3–14× on those
+meshes (BENCHMARKS.md, "Muon on a mesh").
 
 A leaf's spec is used as is when ``shard_map`` can take it: each of the
 leaf's matrix groups (batch, fan_in, fan_out) sharded at most on its
@@ -47,6 +50,7 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -153,6 +157,7 @@ class _Leaf:
     self.wide = (min(fan_in, fan_out), max(fan_in, fan_out))
     self.sm, self.sn = (sn, sm) if self.tall else (sm, sn)
     used = set(self.sb) | set(sm) | set(sn)
+    self.holders = tuple(a for a in mesh.axis_names if a in set(sm) | set(sn))
     self.replicas = tuple(a for a in mesh.axis_names if a not in used)
     self.dtype = x.dtype
 
@@ -167,31 +172,38 @@ class _Leaf:
     return jnp.transpose(y.reshape(self.local_permuted), inv)
 
 
-def _gather_matrices(x, sm: _Axes, sn: _Axes, mesh):
-  """(A·k, m_l, n_l) pieces -> (k, m, n) whole matrices, A = |sm|·|sn|."""
-  am = math.prod(mesh.shape[a] for a in sm)
-  an = math.prod(mesh.shape[a] for a in sn)
-  if am * an == 1:
-    return x
-  c, m_l, n_l = x.shape
-  k = c // (am * an)
-  # Block j of the result came from device j of the (sm, sn) group, linear
-  # in that order (row-major), which is the order of the spec's blocks.
-  x = _all_to_all(x.reshape(am * an, k, m_l, n_l), sm + sn)
-  x = x.reshape(am, an, k, m_l, n_l).transpose(2, 0, 3, 1, 4)
-  return x.reshape(k, am * m_l, an * n_l)
+class _Layout:
+  """How the pieces of one sharding (``sm`` splits a matrix's rows, ``sn``
+  its columns) tile a whole ``(m, n)`` matrix; the devices holding pieces
+  are numbered row-major in ``holders``' order."""
 
+  def __init__(self, sm: _Axes, sn: _Axes, holders: _Axes, mesh):
+    self.sizes = tuple(mesh.shape[a] for a in holders)
+    self.grid = tuple(mesh.shape[a] for a in sm + sn)
+    self.am = math.prod(mesh.shape[a] for a in sm)
+    self.an = math.prod(mesh.shape[a] for a in sn)
+    # Where each of sm's, then sn's, axes sits among the holders.
+    self.order = tuple(holders.index(a) for a in sm + sn)
 
-def _scatter_matrices(y, sm: _Axes, sn: _Axes, mesh):
-  """The inverse of :func:`_gather_matrices`."""
-  am = math.prod(mesh.shape[a] for a in sm)
-  an = math.prod(mesh.shape[a] for a in sn)
-  if am * an == 1:
-    return y
-  k, m, n = y.shape
-  y = y.reshape(k, am, m // am, an, n // an).transpose(1, 3, 0, 2, 4)
-  y = _all_to_all(y.reshape(am * an, k, m // am, n // an), sm + sn)
-  return y.reshape(am * an * k, m // am, n // an)
+  def assemble(self, x, m: int, n: int):
+    """``(A, k, L)`` pieces, ``x[j]`` from holder ``j`` -> ``(k, m, n)``."""
+    h, k = len(self.sizes), x.shape[1]
+    m_l, n_l = m // self.am, n // self.an
+    x = x.reshape(*self.sizes, k, m_l, n_l)
+    x = x.transpose(h, *self.order, h + 1, h + 2)
+    x = x.reshape(k, self.am, self.an, m_l, n_l).transpose(0, 1, 3, 2, 4)
+    return x.reshape(k, m, n)
+
+  def split(self, y):
+    """The inverse of :meth:`assemble`: ``(k, m, n)`` -> ``(A, k, L)``."""
+    k, m, n = y.shape
+    h = len(self.sizes)
+    m_l, n_l = m // self.am, n // self.an
+    y = y.reshape(k, self.am, m_l, self.an, n_l).transpose(0, 1, 3, 2, 4)
+    y = y.reshape(k, *self.grid, m_l, n_l)
+    y = y.transpose(*(1 + self.order.index(j) for j in range(h)), 0,
+                    h + 1, h + 2)
+    return y.reshape(math.prod(self.sizes), k, m_l * n_l)
 
 
 def _all_to_all(x, axes: _Axes):
@@ -216,40 +228,82 @@ def _apply_in_calls(fn: MatrixFn, x, batch_bytes: int):
   return jnp.concatenate([fn(x[i:i + size]) for i in range(0, count, size)])
 
 
-def _run_group(fn, members, blocks, mesh, batch_bytes):
-  """``fn`` over one group of equal wide shape; ``members``: its ``_Leaf``s."""
-  subgroups: dict = {}
+def _size(mesh, axes: _Axes) -> int:
+  return math.prod(mesh.shape[a] for a in axes)
+
+
+def _run_class(fn, members, blocks, mesh, batch_bytes, wide):
+  """``fn`` over the group's leaves whose pieces are spread over the same
+  holder axes and copied over the same replica axes.
+
+  Leaves with different splits (a column-split 768×3072 and a row-split
+  3072×768 read wide) share one all-to-all: every piece has ``m·n/A``
+  elements, so the pieces travel flat, each device assembling each slot by
+  its sharding (a static table indexed by the device's position)."""
+  m, n = wide
+  reps, holders = members[0].replicas, members[0].holders
+  q, a = _size(mesh, reps), _size(mesh, holders)
+  kinds: dict = {}
   for j, leaf in enumerate(members):
-    subgroups.setdefault((leaf.sm, leaf.sn, leaf.replicas), []).append(j)
-  stacks, layout = [], []
-  for (sm, sn, reps), idx in subgroups.items():
+    kinds.setdefault((leaf.sm, leaf.sn), []).append(j)
+  layouts = [_Layout(sm, sn, holders, mesh) for sm, sn in kinds]
+  flat, counts, types = [], [], []
+  for t, idx in enumerate(kinds.values()):
     x = jnp.concatenate([members[j].to_pieces(blocks[j]) for j in idx])
     count = x.shape[0]
-    q = math.prod(mesh.shape[ax] for ax in reps)
-    holders = math.prod(mesh.shape[ax] for ax in sm + sn)
-    padded = math.ceil(count / (q * holders)) * q * holders
+    padded = math.ceil(count / q) * q
     x = jnp.pad(x, [(0, padded - count), (0, 0), (0, 0)])
     if q > 1:  # Keep this device's share of the copies: a local slice.
-      share = padded // q
       x = jax.lax.dynamic_slice_in_dim(
-          x, jax.lax.axis_index(reps) * share, share, 0)
-    x = _gather_matrices(x, sm, sn, mesh)
-    stacks.append(x)
-    layout.append((sm, sn, reps, idx, count, x.shape[0]))
-  x = stacks[0] if len(stacks) == 1 else jnp.concatenate(stacks)
-  y = _apply_in_calls(fn, x, batch_bytes)
-  out = [None] * len(members)
-  off = 0
-  for sm, sn, reps, idx, count, k in layout:
-    piece = _scatter_matrices(y[off:off + k], sm, sn, mesh)
-    off += k
-    if math.prod(mesh.shape[a] for a in reps) > 1:
+          x, jax.lax.axis_index(reps) * (padded // q), padded // q, 0)
+    flat.append(x.reshape(x.shape[0], -1))
+    counts.append((count, padded, x.shape))
+    types += [t] * x.shape[0]
+  x = jnp.concatenate(flat) if len(flat) > 1 else flat[0]
+  per = math.ceil(x.shape[0] / a)  # matrices per holder
+  x = jnp.pad(x, [(0, per * a - x.shape[0]), (0, 0)])
+  types = np.pad(np.array(types), (0, per * a - len(types))).reshape(a, per)
+  x = x.reshape(a, per, -1)
+  if a > 1:
+    x = _all_to_all(x, holders)
+    mine = jnp.asarray(types)[jax.lax.axis_index(holders)]
+  whole = [lay.assemble(x, m, n) for lay in layouts]
+  z = whole[0]
+  for t in range(1, len(whole)):  # Each slot assembled by its own sharding.
+    z = jnp.where((mine == t)[:, None, None], whole[t], z)
+  y = _apply_in_calls(fn, z, batch_bytes)
+  parts = [lay.split(y) for lay in layouts]
+  y = parts[0]
+  for t in range(1, len(parts)):
+    y = jnp.where((mine == t)[None, :, None], parts[t], y)
+  if a > 1:
+    y = _all_to_all(y, holders)
+  y = y.reshape(per * a, -1)
+  out, off = {}, 0
+  for (count, padded, shape), idx in zip(counts, kinds.values()):
+    piece = y[off:off + shape[0]].reshape(shape)
+    off += shape[0]
+    if q > 1:
       piece = jax.lax.all_gather(piece, reps, axis=0, tiled=True)
     start = 0
     for j in idx:
       b = members[j].flat[0]
       out[j] = members[j].from_pieces(piece[start:start + b])
       start += b
+  return [out[j] for j in range(len(members))]
+
+
+def _run_group(fn, members, blocks, mesh, batch_bytes):
+  """``fn`` over one group of equal wide shape (its ``_Leaf`` members)."""
+  classes: dict = {}
+  for j, leaf in enumerate(members):
+    classes.setdefault((leaf.holders, leaf.replicas), []).append(j)
+  out = [None] * len(members)
+  for idx in classes.values():
+    res = _run_class(fn, [members[j] for j in idx], [blocks[j] for j in idx],
+                     mesh, batch_bytes, members[0].wide)
+    for j, r in zip(idx, res):
+      out[j] = r
   return out
 
 

@@ -1,7 +1,9 @@
 """``spectral-jax bench --mesh fsdp=8``: Muon on a device mesh, from compiled
 programs.
 
-For ``spectral_jax.muon(mesh=...)`` and ``optax.contrib.muon`` side by side,
+For ``spectral_jax.muon(mesh=..., partition_specs=...)`` (explicit
+collectives), ``spectral_jax.muon(mesh=...)`` (XLA's partitioner moves the
+matrices) and ``optax.contrib.muon`` side by side,
 on the GPT-2-small-shaped tree (12 layers of 768×2304, 768×768, 768×3072,
 3072×768), per-layer and stacked leaves, every matrix FSDP-sharded (and, with
 a ``model`` axis, split along its other axis too), one jitted ``update``:
@@ -134,7 +136,13 @@ def _tree(stacked: bool, dtype, layers: int = 12, width: int = 768):
   return cast(params), cast(grads)
 
 
-def _optimizers(mesh, stacked, **ours_kw):
+# On a mesh: "ours" is given the params' PartitionSpecs (explicit
+# collectives, spectral_jax.shard_plan); "ours_xla" only the mesh (XLA's
+# partitioner moves the matrices). On one device they are the same program.
+IMPLS = ("ours", "ours_xla", "optax")
+
+
+def _optimizers(mesh, stacked, specs=None):
   import optax  # pylint: disable=g-import-not-at-top
   import spectral_jax  # pylint: disable=g-import-not-at-top
   # The per-layer norm gains, stacked to (layers, width), go to Adam as their
@@ -142,10 +150,13 @@ def _optimizers(mesh, stacked, **ours_kw):
   # as layers×width matrices).
   dims = (lambda p: spectral_jax.stacked_dimension_numbers(
       p, exclude=("norm",))) if stacked else None
-  return {"ours": spectral_jax.muon(0.02, muon_weight_dimension_numbers=dims,
-                                    mesh=mesh, **ours_kw),
-          "optax": optax.contrib.muon(0.02,
-                                      muon_weight_dimension_numbers=dims)}
+  ours = lambda **kw: spectral_jax.muon(
+      0.02, muon_weight_dimension_numbers=dims, mesh=mesh, **kw)
+  out = {"ours": ours(partition_specs=specs), "ours_xla": ours(),
+         "optax": optax.contrib.muon(0.02, muon_weight_dimension_numbers=dims)}
+  if mesh is None:
+    del out["ours_xla"]
+  return out
 
 
 def _compile(tx, params, grads, shardings=None):
@@ -195,22 +206,24 @@ def mesh_rows(spec: str, layers: int = 12, width: int = 768,
   rows = []
   for stacked in (False, True):
     params, grads = _tree(stacked, jnp.float32, layers, width)
-    shard = jax.tree.map(lambda x: NamedSharding(
-        mesh, matrix_spec(x.shape, mesh, stacked and x.ndim >= 3)), params)
+    specs = jax.tree.map(lambda x: matrix_spec(
+        x.shape, mesh, stacked and x.ndim >= 3), params)
+    shard = jax.tree.map(lambda p: NamedSharding(mesh, p), specs)
     # The parameter shard one device holds (replicated over data).
     shard_bytes = sum(
         math.prod(sh.shard_shape(x.shape)) * x.dtype.itemsize
         for x, sh in zip(jax.tree.leaves(params), jax.tree.leaves(shard)))
-    for name in ("ours", "optax"):
+    for name in IMPLS:
       log(f"mesh {spec} {'stacked' if stacked else 'per_layer'} {name} ...")
-      key = (stacked, name, layers, width, run)
+      single = "ours" if name == "ours_xla" else name
+      key = (stacked, single, layers, width, run)
       if key not in _SINGLE:  # One device: shared by every mesh.
-        _, c1, args1 = _compile(_optimizers(None, stacked)[name], params,
+        _, c1, args1 = _compile(_optimizers(None, stacked)[single], params,
                                 grads)
         ref = c1(*args1) if run else None
         _SINGLE[key] = (_flops(c1), ref)
       flops1, ref = _SINGLE[key]
-      txn = _optimizers(mesh, stacked)[name]
+      txn = _optimizers(mesh, stacked, specs)[name]
       fn, cn, argsn = _compile(txn, params, grads, shard)
       coll = hlo_collectives(cn.as_text())
       row = {"mesh": spec, "layout": "stacked" if stacked else "per_layer",

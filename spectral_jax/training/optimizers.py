@@ -1,8 +1,10 @@
 """The optimizer of a training run, built by name from a small registry.
 
-Every builder takes ``(config, mult, mesh)`` (``mult``: the learning-rate
-multiplier of :func:`~spectral_jax.training.schedules.lr_multiplier`) and
-returns an ``optax.GradientTransformation``; :data:`OPTIMIZERS` lists the
+Every builder takes ``(config, mult, placement)`` (``mult``: the
+learning-rate multiplier of
+:func:`~spectral_jax.training.schedules.lr_multiplier`; ``placement``: the
+``mesh`` / ``partition_specs`` keywords of the spectral arms, empty on one
+device) and returns an ``optax.GradientTransformation``; :data:`OPTIMIZERS` lists the
 names. Adding an optimizer is one builder and one entry of ``_BUILDERS``.
 
   * ``adamw``: AdamW, β = (0.9, 0.95), decoupled weight decay on matrices.
@@ -31,6 +33,7 @@ from spectral_jax import alias
 from spectral_jax import labels
 from spectral_jax import neuron_norm
 from spectral_jax.training import schedules
+from spectral_jax.training import sharding
 
 if TYPE_CHECKING:
   from spectral_jax.training.config import TrainConfig
@@ -84,35 +87,37 @@ def _hidden_and_adamw(config, mult, hidden) -> optax.GradientTransformation:
                                  matrix_label="hidden", other_label="other")
 
 
-def _build_adamw(config, mult, mesh):
-  del mesh  # AdamW is elementwise: XLA keeps it on each parameter's shards.
+def _build_adamw(config, mult, placement):
+  del placement  # Elementwise: XLA keeps it on each parameter's shards.
   return _adamw(lambda t: config.adamw_lr * mult(t), config.weight_decay)
 
 
-def _muon_like(optimizer, config, mult, mesh) -> optax.GradientTransformation:
+def _muon_like(optimizer, config, mult, placement
+               ) -> optax.GradientTransformation:
   # inject_hyperparams turns the momentum into a per-step schedule without
   # touching the Muon implementation (modded-nanogpt's momentum warmup).
   hidden = optax.inject_hyperparams(optimizer, static_args=(
-      "muon_weight_dimension_numbers", "ns_steps", "nesterov", "mesh"))(
+      "muon_weight_dimension_numbers", "ns_steps", "nesterov", "mesh",
+      "partition_specs"))(
           learning_rate=lambda t: config.muon_lr * mult(t),
           beta=schedules.momentum_schedule(config), ns_steps=config.ns_steps,
-          muon_weight_dimension_numbers=_last_two_axes, mesh=mesh)
+          muon_weight_dimension_numbers=_last_two_axes, **placement)
   return _hidden_and_adamw(config, mult, hidden)
 
 
-def _build_muon(config, mult, mesh):
-  return _muon_like(alias.muon, config, mult, mesh)
+def _build_muon(config, mult, placement):
+  return _muon_like(alias.muon, config, mult, placement)
 
 
-def _build_normuon(config, mult, mesh):
+def _build_normuon(config, mult, placement):
   """The ``muon`` arm's learning rate and momentum schedule, NorMuon's
   β2 = 0.95 (arXiv:2510.05491)."""
-  return _muon_like(neuron_norm.normuon, config, mult, mesh)
+  return _muon_like(neuron_norm.normuon, config, mult, placement)
 
 
-def _build_specgd(config, mult, mesh):
+def _build_specgd(config, mult, placement):
   hidden = alias.specgd(lambda t: config.specgd_lr * mult(t),
-                        weight_dimension_numbers=_last_two_axes, mesh=mesh)
+                        weight_dimension_numbers=_last_two_axes, **placement)
   return _hidden_and_adamw(config, mult, hidden)
 
 
@@ -129,9 +134,11 @@ def make_optimizer(config: TrainConfig, params, mesh=None
                    ) -> optax.GradientTransformation:
   """The optimizer named by ``config.optimizer`` for this parameter tree.
 
-  ``mesh``: the mesh the parameters live on (``None``: one device); the
+  ``mesh``: the mesh the parameters live on (``None``: one device), laid
+  out by :func:`~spectral_jax.training.sharding.param_shardings`; the
   spectral arms then orthogonalise each matrix whole on one device, spread
-  over the mesh (``mesh=`` of :func:`spectral_jax.muon`).
+  over the mesh, moved by explicit collectives (``mesh=`` and
+  ``partition_specs=`` of :func:`spectral_jax.muon`).
 
   ``adamw``: AdamW on everything. ``muon`` / ``specgd``:
   :func:`spectral_jax.labels.matrix_partition` of the spectral method on the
@@ -142,6 +149,10 @@ def make_optimizer(config: TrainConfig, params, mesh=None
   if config.optimizer not in _BUILDERS:
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got "
                      f"{config.optimizer!r}.")
-  del params  # The labels are read from the tree the optimizer is given.
+  # The labels are read from the tree the optimizer is given; the params
+  # give the layout.
+  placement = {} if mesh is None else {
+      "mesh": mesh,
+      "partition_specs": sharding.param_shardings(params, mesh)}
   return _BUILDERS[config.optimizer](config, schedules.lr_multiplier(config),
-                                     mesh)
+                                     placement)
