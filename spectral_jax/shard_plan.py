@@ -105,20 +105,28 @@ def explicit(mesh) -> bool:
 
 def leaf_specs(paths, leaves, mesh, partition_specs
                ) -> list[P | None] | None:
-  """Each leaf's ``PartitionSpec``, or ``None`` when some leaf's is unknown.
+  """Each leaf's ``PartitionSpec``, or ``None`` when they are not known.
 
   From ``partition_specs`` (a tree like the params, looked up by path, so a
   masked sub-tree finds its leaves), else from the leaves' types when every
   axis of ``mesh`` is ``Explicit``.
+
+  Raises:
+    ValueError: naming the path, when ``partition_specs`` has no
+      ``PartitionSpec`` / ``NamedSharding`` for a leaf.
   """
   if partition_specs is not None:
-    given = {path: x for path, x in jax.tree_util.tree_flatten_with_path(
+    given = {tuple(path): x for path, x in jax.tree_util.tree_flatten_with_path(
         partition_specs, is_leaf=_is_spec_leaf)[0]}
     out = []
     for path in paths:
       x = given.get(tuple(path))
       if x is None:
-        return None
+        raise ValueError(
+            f"partition_specs has no PartitionSpec for the matrix leaf at "
+            f"{jax.tree_util.keystr(tuple(path))}; give a tree like the "
+            "params with a PartitionSpec or NamedSharding at every leaf "
+            "(e.g. jax.tree.map(lambda p: p.sharding, params)).")
       out.append(x.spec if isinstance(x, NamedSharding) else x)
     return out
   if not explicit(mesh):
