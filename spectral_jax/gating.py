@@ -40,6 +40,7 @@ import optax
 from spectral_jax import checks
 from spectral_jax import labels
 from spectral_jax import linalg
+from spectral_jax import placement
 from spectral_jax import transforms
 
 __all__ = [
@@ -100,6 +101,8 @@ def scale_by_gated_spectral(
     euclidean: optax.GradientTransformation | None = None,
     *,
     margin: float = 1.0,
+    mesh=None,
+    partition_specs=None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Per matrix: ``spectral`` where nr(G) ≥ margin·st(A), else ``euclidean``.
 
@@ -112,6 +115,12 @@ def scale_by_gated_spectral(
       ``optax.identity()`` (the gradient). Non-matrix leaves always take it.
     margin: ``m`` in ``nr ≥ m·st``; 1 = the paper's condition, 2 = the
       guaranteed-lower-loss condition.
+    mesh, partition_specs: where nr(G) is computed: with the params' specs
+      known (``partition_specs``, or an ``Explicit`` mesh) each gradient's
+      singular values are taken whole on one device, spread over the mesh,
+      and only the ranks travel back (:func:`placement.map_matrix_scalars`);
+      otherwise on the gradients' own sharding. (Pass the same to the
+      ``spectral`` transform for its direction.)
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose ``update`` accepts
@@ -120,6 +129,7 @@ def scale_by_gated_spectral(
     :class:`GatedSpectralState`. Follow with ``optax.scale_by_learning_rate``.
   """
   _check_gate_args(spectral, euclidean, margin)
+  placement.check_placement(mesh, None, partition_specs)
   if spectral is None:
     spectral = transforms.scale_by_specgd(
         "svd", weight_dimension_numbers=labels.stacked_dimension_numbers)
@@ -149,9 +159,20 @@ def scale_by_gated_spectral(
     st_leaves = _stable_rank_leaves(
         leaves, treedef,
         state.stable_rank if stable_rank is None else stable_rank)
-    nr_leaves = [
-        linalg.nuclear_rank(g).astype(jnp.float32) if _is_matrix(g) else None
-        for g in leaves]
+    if mesh is None:
+      nr_leaves = [
+          linalg.nuclear_rank(g).astype(jnp.float32) if _is_matrix(g) else
+          None for g in leaves]
+    else:
+      mats = treedef.unflatten(
+          [g if _is_matrix(g) else None for g in leaves])
+      nr = jax.tree.leaves(placement.map_matrix_scalars(
+          linalg.nuclear_rank, mats,
+          labels.stacked_dimension_numbers(mats), mesh=mesh,
+          partition_specs=partition_specs))
+      nr = iter(nr)
+      nr_leaves = [next(nr).astype(jnp.float32) if _is_matrix(g) else None
+                   for g in leaves]
     # nr > 0: a zero gradient (and zero activation) gives no reason to switch.
     use = [None if nr is None else (nr > 0) & (nr >= margin * st)
            for nr, st in zip(nr_leaves, st_leaves)]
@@ -186,8 +207,8 @@ def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
   :func:`scale_by_gated_spectral` with SpecGD and plain gradient steps, then the
   learning rate. Pass ``stable_rank=`` to ``update`` at every step (see the
   module docstring). ``mesh`` / ``batch_bytes`` / ``partition_specs``: where
-  the SpecGD direction's polar factors run (see :func:`spectral_jax.muon`);
-  nr(G) is read on the gradients' own sharding.
+  the SpecGD direction's polar factors and nr(G)'s singular values run (see
+  :func:`spectral_jax.muon`).
   """
   # A schedule (callable) is not checked: checks.check_range skips it.
   checks.check_range("learning_rate", learning_rate, 0.0,
@@ -199,7 +220,8 @@ def gated_specgd(learning_rate: optax.ScalarOrSchedule, *,
               weight_dimension_numbers=labels.stacked_dimension_numbers,
               mesh=mesh, batch_bytes=batch_bytes,
               partition_specs=partition_specs),
-          optax.identity(), margin=margin),
+          optax.identity(), margin=margin, mesh=mesh,
+          partition_specs=partition_specs),
       optax.scale_by_learning_rate(learning_rate))
 
 

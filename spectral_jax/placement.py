@@ -57,7 +57,7 @@ from spectral_jax.matrices import compute_muon_reshape
 from spectral_jax.matrices import leaf_dimension_numbers
 
 __all__ = ["DEFAULT_BATCH_BYTES", "check_placement", "group_calls",
-           "map_matrices"]
+           "map_matrices", "map_matrix_scalars"]
 
 # The default memory budget: 16 MiB of input per batched call and device.
 # Chosen by measurement (BENCHMARKS.md, "Muon on a mesh"): every batched call
@@ -261,3 +261,36 @@ def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
     y = inverse_fn(jnp.swapaxes(y, -1, -2) if tall else y)
     results.append(y if mesh is None else shard_alike(x, y)[1])
   return treedef.unflatten(results)
+
+
+def map_matrix_scalars(fn: Callable[[jax.Array], jax.Array], updates,
+                       dim_nums, *, mesh=None, batch_bytes: int | None = None,
+                       partition_specs=None):
+  """One number per matrix: ``fn: (B, m, n) -> (B,)`` on every leaf.
+
+  ``fn`` must not change under transposition (a nuclear rank does not).
+  With ``mesh`` and known specs (``partition_specs``, or an ``Explicit``
+  mesh) each matrix is handled whole on one device as in
+  :func:`map_matrices`, and only the numbers travel back; otherwise every
+  leaf is computed where XLA puts it.
+
+  Returns:
+    A tree like ``updates``: at each leaf an array of its batch axes' shape.
+  """
+  check_placement(mesh, batch_bytes, partition_specs)
+  if batch_bytes is None:
+    batch_bytes = DEFAULT_BATCH_BYTES
+  paths, leaves, treedef, dims = leaf_dimension_numbers(updates, dim_nums)
+  specs = None if mesh is None else shard_plan.leaf_specs(
+      paths, leaves, mesh, partition_specs)
+  names = [path_name(p) for p in paths]
+  if specs is not None:
+    return treedef.unflatten(shard_plan.map_matrices_sharded(
+        fn, leaves, dims, names, specs, mesh, group=True,
+        batch_bytes=batch_bytes, scalar=True))
+  out = []
+  for x, d, name in zip(leaves, dims, names):
+    reshape_fn, _ = compute_muon_reshape(x, d, name)
+    out.append(fn(reshape_fn(x)).reshape(shard_plan.leaf_batch_shape(
+        x, d, name)))
+  return treedef.unflatten(out)

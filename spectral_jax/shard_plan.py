@@ -56,8 +56,8 @@ from jax.sharding import PartitionSpec as P
 
 from spectral_jax.matrices import normalize_dimension_numbers
 
-__all__ = ["check_partition_specs", "explicit", "leaf_specs",
-           "map_matrices_sharded"]
+__all__ = ["check_partition_specs", "explicit", "leaf_batch_shape",
+           "leaf_specs", "map_matrices_sharded"]
 
 MatrixFn = Callable[[jax.Array], jax.Array]
 _Axes = tuple[str, ...]
@@ -134,6 +134,12 @@ def leaf_specs(paths, leaves, mesh, partition_specs
   return [jax.typeof(x).sharding.spec for x in leaves]
 
 
+def leaf_batch_shape(x, dims, path="") -> tuple[int, ...]:
+  """The shape of a leaf's batch axes (``()`` for a 2-D matrix)."""
+  batch, _, _ = normalize_dimension_numbers(tuple(x.shape), dims, path)
+  return tuple(x.shape[ax] for ax in batch)
+
+
 class _Leaf:
   """How one leaf's local block reads as (batch, fan_in, fan_out) pieces."""
 
@@ -150,7 +156,10 @@ class _Leaf:
       for k, ax in enumerate(group):
         if k > 0 or shape[ax] % size(entries[ax]):
           entries[ax] = ()
-    self.spec = P(*[e[0] if len(e) == 1 else (e or None) for e in entries])
+    entry = lambda e: e[0] if len(e) == 1 else (e or None)
+    self.spec = P(*[entry(e) for e in entries])
+    self.lead_shape = tuple(shape[ax] for ax in batch)
+    self.batch_spec = P(entry(entries[batch[0]]) if batch else None)
     self.perm = batch + red + out
     lead = lambda group: entries[group[0]] if group else ()
     self.sb, sm, sn = lead(batch), lead(red), lead(out)
@@ -240,7 +249,7 @@ def _size(mesh, axes: _Axes) -> int:
   return math.prod(mesh.shape[a] for a in axes)
 
 
-def _run_class(fn, members, blocks, mesh, batch_bytes, wide):
+def _run_class(fn, members, blocks, mesh, batch_bytes, wide, scalar):
   """``fn`` over the group's leaves whose pieces are spread over the same
   holder axes and copied over the same replica axes.
 
@@ -280,28 +289,32 @@ def _run_class(fn, members, blocks, mesh, batch_bytes, wide):
   for t in range(1, len(whole)):  # Each slot assembled by its own sharding.
     z = jnp.where((mine == t)[:, None, None], whole[t], z)
   y = _apply_in_calls(fn, z, batch_bytes)
-  parts = [lay.split(y) for lay in layouts]
-  y = parts[0]
-  for t in range(1, len(parts)):
-    y = jnp.where((mine == t)[None, :, None], parts[t], y)
+  if scalar:  # One number per matrix, back to every holder of a piece.
+    y = jnp.broadcast_to(y[None, :, None], (a, per, 1))
+  else:
+    parts = [lay.split(y) for lay in layouts]
+    y = parts[0]
+    for t in range(1, len(parts)):
+      y = jnp.where((mine == t)[None, :, None], parts[t], y)
   if a > 1:
     y = _all_to_all(y, holders)
   y = y.reshape(per * a, -1)
   out, off = {}, 0
   for (count, padded, shape), idx in zip(counts, kinds.values()):
-    piece = y[off:off + shape[0]].reshape(shape)
+    piece = y[off:off + shape[0]].reshape(shape[:1] if scalar else shape)
     off += shape[0]
     if q > 1:
       piece = jax.lax.all_gather(piece, reps, axis=0, tiled=True)
     start = 0
     for j in idx:
       b = members[j].flat[0]
-      out[j] = members[j].from_pieces(piece[start:start + b])
+      part = piece[start:start + b]
+      out[j] = part if scalar else members[j].from_pieces(part)
       start += b
   return [out[j] for j in range(len(members))]
 
 
-def _run_group(fn, members, blocks, mesh, batch_bytes):
+def _run_group(fn, members, blocks, mesh, batch_bytes, scalar):
   """``fn`` over one group of equal wide shape (its ``_Leaf`` members)."""
   classes: dict = {}
   for j, leaf in enumerate(members):
@@ -309,7 +322,7 @@ def _run_group(fn, members, blocks, mesh, batch_bytes):
   out = [None] * len(members)
   for idx in classes.values():
     res = _run_class(fn, [members[j] for j in idx], [blocks[j] for j in idx],
-                     mesh, batch_bytes, members[0].wide)
+                     mesh, batch_bytes, members[0].wide, scalar)
     for j, r in zip(idx, res):
       out[j] = r
   return out
@@ -317,9 +330,14 @@ def _run_group(fn, members, blocks, mesh, batch_bytes):
 
 def map_matrices_sharded(fn: MatrixFn, leaves: Sequence[jax.Array], dims,
                          paths, specs: Sequence[P], mesh, *, group: bool,
-                         batch_bytes: int) -> list[jax.Array]:
+                         batch_bytes: int, scalar: bool = False
+                         ) -> list[jax.Array]:
   """``fn`` on every leaf's matrices, moved by the plan of the module
-  docstring; results in the leaves' shapes and (read) shardings."""
+  docstring; results in the leaves' shapes and (read) shardings.
+
+  ``scalar=True``: ``fn: (B, m, n) -> (B,)``, one number per matrix (e.g. a
+  nuclear rank), returned per leaf in the shape of its batch axes and split
+  like them."""
   todo = [i for i, x in enumerate(leaves) if x.size]
   plans = {i: _Leaf(leaves[i], dims[i], specs[i], mesh, paths[i])
            for i in todo}
@@ -334,7 +352,7 @@ def map_matrices_sharded(fn: MatrixFn, leaves: Sequence[jax.Array], dims,
     out = {}
     for idx in groups.values():
       res = _run_group(fn, [plans[i] for i in idx], [local[i] for i in idx],
-                       mesh, batch_bytes)
+                       mesh, batch_bytes, scalar)
       out.update(zip(idx, res))
     return tuple(out[i] for i in todo)
 
@@ -342,10 +360,12 @@ def map_matrices_sharded(fn: MatrixFn, leaves: Sequence[jax.Array], dims,
   if explicit(mesh):  # Explicit types must match the map's specs.
     args = [x if jax.typeof(x).sharding.spec == s else
             jax.sharding.reshard(x, s) for x, s in zip(args, in_specs)]
-  results = list(leaves)
+  out_specs = tuple(plans[i].batch_spec for i in todo) if scalar else in_specs
+  results = [jnp.zeros(leaf_batch_shape(x, d, p), jnp.float32) for x, d, p in zip(
+      leaves, dims, paths)] if scalar else list(leaves)
   if todo:
     mapped = jax.shard_map(body, mesh=mesh, in_specs=in_specs,
-                           out_specs=in_specs, check_vma=False)(*args)
+                           out_specs=out_specs, check_vma=False)(*args)
     for i, y in zip(todo, mapped):
-      results[i] = y
+      results[i] = y.reshape(plans[i].lead_shape) if scalar else y
   return results

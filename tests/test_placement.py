@@ -209,6 +209,33 @@ _SCRIPT = textwrap.dedent(r"""
     specgd = lambda mesh, stacked, _: sj.specgd(
         0.1, polar_method="svd", weight_dimension_numbers=dims(stacked), mesh=mesh)
     check("fsdp=8", True, specgd)
+    # The gated optimizer: nr(G)'s singular values and the SpecGD direction
+    # each on the device holding the whole matrix; nr and the updates equal
+    # the single-device ones (st = 1: every nonzero matrix goes spectral).
+    for spec, stacked in (("data=2,fsdp=4", False), ("fsdp=4,model=2", True)):
+      mesh = B.make_mesh(spec)
+      g = tree(stacked, 8)
+      pspecs = jax.tree.map(lambda x: B.matrix_spec(
+          x.shape, mesh, stacked and x.ndim >= 3), g)
+      gs = jax.device_put(g, jax.tree.map(
+          lambda p: NamedSharding(mesh, p), pspecs))
+      st = jax.tree.map(lambda x: jnp.ones(x.shape[:-2]) if x.ndim >= 2
+                        else None, g)
+      one = sj.gated_specgd(0.1)
+      u1, s1 = one.update(g, one.init(g), g, stable_rank=st)
+      tx = sj.gated_specgd(0.1, mesh=mesh, partition_specs=pspecs)
+      fn = jax.jit(lambda g, s, st: tx.update(g, s, g, stable_rank=st))
+      state = jax.jit(tx.init)(gs)
+      u, s_new = fn(gs, state, st)
+      assert rel(u, u1) <= 1e-5, rel(u, u1)
+      for a, b in zip(jax.tree.leaves(s_new[0].nuclear_rank),
+                      jax.tree.leaves(s1[0].nuclear_rank)):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+      coll = B.hlo_collectives(fn.lower(gs, state, st).compile().as_text())
+      held = sum(math.prod(NamedSharding(mesh, p).shard_shape(x.shape)) * 4
+                 for x, p in zip(jax.tree.leaves(g), jax.tree.leaves(pspecs)))
+      assert coll["bytes"] <= 3 * held, (spec, coll["bytes"] / held)
+      print("OK gated", spec, stacked, coll["bytes"] / held)
     # A mesh with Explicit axes: the specs are read off the gradients' types.
     explicit = jax.make_mesh((2, 4), ("data", "fsdp"), axis_types=(
         jax.sharding.AxisType.Explicit,) * 2)
