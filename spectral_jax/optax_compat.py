@@ -137,8 +137,14 @@ def nan_if_nonfinite(fn):
   untouched.
   """
   def wrapped(x):
-    out = fn(x)
     finite = jnp.all(jnp.isfinite(x), axis=(-2, -1), keepdims=True)
+    # fn reads x with the non-finite slices zeroed (fn(0) = 0 for every
+    # polar method; those slices become NaN below): the mask is then taken
+    # before fn starts, and x dies at fn's first read. Masking only the
+    # output let XLA schedule the check after fn and hold x, a whole batched
+    # call's stack, through the iteration (GPT-2-small, float32: 56.6 ->
+    # 42.5 MB of temp memory per update).
+    out = fn(jnp.where(finite, x, jnp.zeros((), x.dtype)))
     return jnp.where(finite, out, jnp.asarray(jnp.nan, out.dtype))
   return wrapped
 

@@ -11,9 +11,9 @@ tree:
    transposes a tall input itself, so its result is unchanged. A 768×3072 and
    a 3072×768 matrix then share one group.
 2. Slices of equal ``(m, n, dtype)`` form a group; a group is cut into
-   batched calls of at most ``batch_bytes`` of input per device, counted at
-   float32 or wider (the memory budget: every call's temporaries are a few
-   times its input).
+   batched calls of at most ``batch_bytes`` per device, each slice counted
+   as its input plus one m×m Gram matrix, at float32 or wider (the memory
+   budget: see :func:`counted_bytes`).
 3. On a ``mesh``, each call's stack is padded with zero matrices to a
    multiple of the device count and its stack axis laid over *all* mesh axes
    (``with_sharding_constraint``): XLA moves whole matrices to devices with
@@ -41,7 +41,6 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import jax
@@ -52,19 +51,15 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from spectral_jax import shard_plan
+from spectral_jax.budget import DEFAULT_BATCH_BYTES
+from spectral_jax.budget import counted_bytes
+from spectral_jax.budget import group_calls
 from spectral_jax.labels import path_name
 from spectral_jax.matrices import compute_muon_reshape
 from spectral_jax.matrices import leaf_dimension_numbers
 
-__all__ = ["DEFAULT_BATCH_BYTES", "check_placement", "group_calls",
-           "map_matrices", "map_matrix_scalars"]
-
-# The default memory budget: 16 MiB of input per batched call and device.
-# Chosen by measurement (BENCHMARKS.md, "Muon on a mesh"): every batched call
-# of the 6-layer width-256 tree fits whole (its largest group is 12 MiB), while
-# on the GPT-2-small tree (9 MiB per 768×3072 float32 matrix) compiled temp
-# memory of one update stays at or below optax.contrib.muon's.
-DEFAULT_BATCH_BYTES = 16 * 2**20
+__all__ = ["DEFAULT_BATCH_BYTES", "check_placement", "counted_bytes",
+           "group_calls", "map_matrices", "map_matrix_scalars"]
 
 MatrixFn = Callable[[jax.Array], jax.Array]
 
@@ -87,26 +82,11 @@ def check_placement(mesh, batch_bytes, partition_specs=None) -> None:
       isinstance(batch_bytes, bool) or not isinstance(batch_bytes, int)
       or batch_bytes < 1):
     raise ValueError(f"batch_bytes={batch_bytes!r} is not allowed; "
-                     "batch_bytes must be a Python int >= 1 (bytes of input "
-                     "per batched call and device; static_args of "
+                     "batch_bytes must be a Python int >= 1 (bytes per "
+                     "batched call and device; static_args of "
                      "optax.inject_hyperparams) or None (the default, "
                      "DEFAULT_BATCH_BYTES).")
   shard_plan.check_partition_specs(partition_specs, mesh)
-
-
-def group_calls(total: int, slice_bytes: int, devices: int = 1,
-                batch_bytes: int = DEFAULT_BATCH_BYTES) -> list[int]:
-  """Slices per batched call for a group of ``total`` equal slices.
-
-  Every call holds a multiple of ``devices`` slices (the last may be padded)
-  and at most ``batch_bytes // slice_bytes`` per device (at least one); calls
-  are sized evenly. Returns the padded size of each call.
-  """
-  per_device = math.ceil(total / devices)
-  cap = max(1, batch_bytes // max(slice_bytes, 1))
-  calls = math.ceil(per_device / cap) if per_device else 0
-  size = math.ceil(per_device / calls) * devices if calls else 0
-  return [size] * calls
 
 
 def _wide(y):
@@ -119,16 +99,14 @@ def _run_group(fn: MatrixFn, ys: list[jax.Array], mesh, batch_bytes
   devices = 1 if mesh is None else mesh.size
   sizes = [y.shape[0] for y in ys]
   total = sum(sizes)
-  # Counted at float32 or wider: Newton–Schulz normalises a 16-bit input in
-  # float32, so that is its working size.
-  slice_bytes = math.prod(ys[0].shape[1:]) * max(ys[0].dtype.itemsize, 4)
+  each = counted_bytes(ys[0].shape, ys[0].dtype)
   if total == 0 or (len(ys) == 1 and mesh is None
-                    and total * slice_bytes <= batch_bytes):
+                    and total * each <= batch_bytes):
     return [fn(y) for y in ys]
   starts = np.cumsum([0] + sizes)
   pieces: list[list[jax.Array]] = [[] for _ in ys]
   lo = 0
-  for size in group_calls(total, slice_bytes, devices, batch_bytes):
+  for size in group_calls(total, each, devices, batch_bytes):
     hi = min(lo + size, total)
     # The leaves' slices in [lo, hi), concatenated, then padded to `size`.
     parts = [(j, max(lo, starts[j]), min(hi, starts[j + 1]))
@@ -213,9 +191,10 @@ def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
       ``updates``); pass the transform's incoming updates, whose sharding
       is the gradients' (``shard_alike`` ties the two, and an input's
       sharding is fixed, an intermediate's is XLA's choice).
-    batch_bytes: the memory budget, input bytes per batched call and device
-      (``None``: ``DEFAULT_BATCH_BYTES``); a matrix larger than it gets a
-      call of its own.
+    batch_bytes: the memory budget, bytes per batched call and device, each
+      slice counted by :func:`counted_bytes` (``None``:
+      ``DEFAULT_BATCH_BYTES``); a matrix larger than it gets a call of its
+      own.
     partition_specs: on a mesh, the updates' ``PartitionSpec``s (a tree like
       the params of ``PartitionSpec`` / ``NamedSharding``, looked up by
       path). With them — or with a mesh whose axes are all ``Explicit``,

@@ -54,6 +54,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from spectral_jax import budget
 from spectral_jax.matrices import normalize_dimension_numbers
 
 __all__ = ["check_partition_specs", "explicit", "leaf_batch_shape",
@@ -233,15 +234,14 @@ def _all_to_all(x, axes: _Axes):
 
 
 def _apply_in_calls(fn: MatrixFn, x, batch_bytes: int):
-  """``fn`` over the local stack ``x`` in evenly sized calls of at most
-  ``batch_bytes`` of input (counted at float32 or wider)."""
+  """``fn`` over the local stack ``x`` in evenly sized calls under the
+  memory budget (:func:`spectral_jax.budget.group_calls`)."""
   count = x.shape[0]
-  slice_bytes = math.prod(x.shape[1:]) * max(x.dtype.itemsize, 4)
-  cap = max(1, batch_bytes // max(slice_bytes, 1))
-  calls = math.ceil(count / cap)
-  if calls <= 1:
+  sizes = budget.group_calls(count, budget.counted_bytes(x.shape, x.dtype),
+                             1, batch_bytes)
+  if len(sizes) <= 1:
     return fn(x)
-  size = math.ceil(count / calls)
+  size = sizes[0]
   return jnp.concatenate([fn(x[i:i + size]) for i in range(0, count, size)])
 
 

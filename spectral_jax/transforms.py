@@ -170,8 +170,10 @@ def scale_by_polar(
       over: every matrix is then orthogonalised whole on one device, the
       matrices spread evenly over all devices (one all-to-all in, one out;
       :mod:`spectral_jax.placement`). Results equal the single-device ones.
-    batch_bytes: memory budget: input bytes per batched call and device
-      (``None``: ``placement.DEFAULT_BATCH_BYTES``, 16 MiB); a Python int.
+    batch_bytes: memory budget: bytes per batched call and device, each
+      slice counted as its input plus an m×m Gram matrix at float32 or wider
+      (``placement.counted_bytes``; ``None``:
+      ``placement.DEFAULT_BATCH_BYTES``, 16 MiB); a Python int.
     partition_specs: with ``mesh``, the updates' ``PartitionSpec``s (a tree
       like the params); see :func:`spectral_jax.muon`.
 

@@ -340,6 +340,21 @@ def test_newton_schulz_compute_dtype_is_every_dot(kw, in_dtype, x64):
     assert _dot_dtypes(jaxpr.jaxpr) == {"bfloat16"}, (sched, kw)
 
 
+@pytest.mark.parametrize("gram_form", [None, False])
+def test_newton_schulz_bf16_temp_memory_at_most_float32(gram_form):
+  # Compiled temp memory of one wide matrix: bfloat16 may not cost more than
+  # float32. (On CPU it cannot cost less: XLA computes bfloat16 products in
+  # float32, converting each operand to a float32 copy.) It did cost more:
+  # with a constant schedule, a·I was computed once and held through the
+  # whole call in 16 bits (here 128 KiB over float32's 2 MiB).
+  def temp(dtype):
+    x = jax.ShapeDtypeStruct((1, 256, 1024), dtype)
+    fn = lambda y: linalg.newton_schulz(y, 5, "jordan", gram_form=gram_form)
+    return jax.jit(fn).lower(x).compile().memory_analysis().temp_size_in_bytes
+
+  assert temp(jnp.bfloat16) <= temp(jnp.float32)
+
+
 def test_newton_schulz_traced_steps_and_table_keep_compute_dtype():
   g = jnp.ones((16, 40), jnp.float32)
   table = jnp.asarray(linalg.schedule_coeffs("dion", 5), jnp.float32)

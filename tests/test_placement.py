@@ -50,11 +50,12 @@ def test_group_calls(total, slice_bytes, devices, budget):
   assert sum(sizes) - total < devices * max(len(sizes), 1)
 
 
-@pytest.mark.parametrize("budget", [None, 1, 3 * 8 * 12 * 4])
+@pytest.mark.parametrize("budget", [None, 1, 3 * (8 * 12 + 8 * 8) * 4])
 def test_budget_and_transpose_equal_numpy_polar(budget):
   # Tall and wide leaves of one shape share a group; a budget of 1 byte runs
-  # one matrix per call, 1152 bytes three. Exact polar (SVD) in float32 vs
-  # float64 NumPy: well-conditioned Gaussians, 1e-5 relative.
+  # one matrix per call, 1920 bytes three (an 8×12 slice counts its input
+  # and an 8×8 Gram matrix). Exact polar (SVD) in float32 vs float64 NumPy:
+  # well-conditioned Gaussians, 1e-5 relative.
   rng = np.random.default_rng(0)
   g = {"a": rng.standard_normal((8, 12)), "b": rng.standard_normal((12, 8)),
        "s": rng.standard_normal((3, 8, 12))}
@@ -67,6 +68,24 @@ def test_budget_and_transpose_equal_numpy_polar(budget):
     np.testing.assert_allclose(out[k], _np_polar(g[k]), atol=1e-5)
   for i in range(3):
     np.testing.assert_allclose(out["s"][i], _np_polar(g["s"][i]), atol=1e-5)
+
+
+def test_counted_bytes_adds_the_gram_matrix():
+  # A slice counts its input and one m×m Gram matrix (a square slice twice
+  # its input), at float32 or wider whatever its dtype.
+  assert placement.counted_bytes((768, 768), jnp.float32) == 2 * 768**2 * 4
+  assert placement.counted_bytes((5, 256, 1024), jnp.bfloat16) == (
+      (256 * 1024 + 256**2) * 4)
+  assert placement.counted_bytes((1024, 256), jnp.float64) == (
+      (256 * 1024 + 256**2) * 8)
+  # The default budget keeps the bench's 6-layer width-256 tree's largest
+  # group (twelve 256×1024 slices) in one call, in float32 and bfloat16,
+  # and runs GPT-2-small's twelve 768×768 slices three to a call.
+  for dtype in (jnp.float32, jnp.bfloat16):
+    assert placement.group_calls(
+        12, placement.counted_bytes((256, 1024), dtype)) == [12]
+  assert placement.group_calls(
+      12, placement.counted_bytes((768, 768), jnp.float32)) == [3] * 4
 
 
 def test_budget_splits_calls_in_the_program():

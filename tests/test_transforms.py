@@ -18,6 +18,7 @@ from optax.contrib import _muon as optax_muon  # reference only
 import spectral_jax
 from spectral_jax import MuonDimensionNumbers as DN
 from spectral_jax import labels
+from spectral_jax import optax_compat
 from spectral_jax import transforms
 from references import textbook_newton_schulz
 
@@ -304,6 +305,25 @@ def test_nonfinite_stays_in_its_matrix(rng, method):
   assert np.all(np.isnan(np.asarray(out_bad["s"][0])))
   np.testing.assert_array_equal(out_bad["s"][1], out_ok["s"][1])
   np.testing.assert_array_equal(out_bad["w"], out_ok["w"])
+
+
+def test_nonfinite_mask_does_not_hold_the_input():
+  # The wrapped call's input is, in an optimizer, a batched call's stack (an
+  # intermediate). The finiteness mask is taken before the polar factor
+  # reads it, so it is dead after that read: wrapping adds the mask's few
+  # bytes, not one matrix. Masking only the output let XLA schedule the
+  # check last and hold the input through the whole iteration (measured:
+  # 1.18 MB here, against 0.79 MB unwrapped).
+  x = jax.ShapeDtypeStruct((6, 128, 128), jnp.float32)
+  polar = lambda y: spectral_jax.linalg.newton_schulz(y, 5)
+
+  def temp(fn):
+    lowered = jax.jit(lambda a, b: fn(a * b)).lower(x, x)
+    return lowered.compile().memory_analysis().temp_size_in_bytes
+
+  one_matrix = 128 * 128 * 4
+  assert temp(optax_compat.nan_if_nonfinite(polar)) < (
+      temp(polar) + one_matrix)
 
 
 # ------------------------------------------------------------- bad input --
