@@ -96,6 +96,20 @@ def _stable_rank_leaves(leaves, treedef, stable_rank) -> list:
       for g, s in zip(leaves, st_leaves)]
 
 
+def _nuclear_ranks(leaves, treedef, mesh, partition_specs) -> list:
+  """nr(G) per update leaf (float32 of its leading shape), ``None`` at
+  non-matrix leaves; on a mesh, each matrix whole on one device."""
+  if mesh is None:
+    return [linalg.nuclear_rank(g).astype(jnp.float32) if _is_matrix(g)
+            else None for g in leaves]
+  mats = treedef.unflatten([g if _is_matrix(g) else None for g in leaves])
+  nr = iter(jax.tree.leaves(placement.map_matrix_scalars(
+      linalg.nuclear_rank, mats, labels.stacked_dimension_numbers(mats),
+      mesh=mesh, partition_specs=partition_specs)))
+  return [next(nr).astype(jnp.float32) if _is_matrix(g) else None
+          for g in leaves]
+
+
 def scale_by_gated_spectral(
     spectral: optax.GradientTransformation | None = None,
     euclidean: optax.GradientTransformation | None = None,
@@ -159,20 +173,7 @@ def scale_by_gated_spectral(
     st_leaves = _stable_rank_leaves(
         leaves, treedef,
         state.stable_rank if stable_rank is None else stable_rank)
-    if mesh is None:
-      nr_leaves = [
-          linalg.nuclear_rank(g).astype(jnp.float32) if _is_matrix(g) else
-          None for g in leaves]
-    else:
-      mats = treedef.unflatten(
-          [g if _is_matrix(g) else None for g in leaves])
-      nr = jax.tree.leaves(placement.map_matrix_scalars(
-          linalg.nuclear_rank, mats,
-          labels.stacked_dimension_numbers(mats), mesh=mesh,
-          partition_specs=partition_specs))
-      nr = iter(nr)
-      nr_leaves = [next(nr).astype(jnp.float32) if _is_matrix(g) else None
-                   for g in leaves]
+    nr_leaves = _nuclear_ranks(leaves, treedef, mesh, partition_specs)
     # nr > 0: a zero gradient (and zero activation) gives no reason to switch.
     use = [None if nr is None else (nr > 0) & (nr >= margin * st)
            for nr, st in zip(nr_leaves, st_leaves)]
