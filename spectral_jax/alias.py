@@ -116,7 +116,7 @@ def muon(
     batch_bytes: memory budget of the batched orthogonalisation: bytes per
       call and device, each matrix counted as its input plus an m×m Gram
       matrix at float32 or wider (``placement.counted_bytes``), a Python int
-      (``None``: 16 MiB, ``placement.DEFAULT_BATCH_BYTES``).
+      (``None``: 4 MiB, ``placement.DEFAULT_BATCH_BYTES``).
     partition_specs: with ``mesh``, the params' ``PartitionSpec``s (a tree
       like the params, of ``PartitionSpec`` / ``NamedSharding``; e.g.
       ``nnx.get_partition_spec(state)``). The matrices then move by explicit

@@ -9,34 +9,43 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 
 __all__ = ["DEFAULT_BATCH_BYTES", "counted_bytes", "group_calls"]
 
-# The default memory budget: 16 MiB per batched call and device, counted by
-# counted_bytes. Chosen by measurement (BENCHMARKS.md, "Muon on a mesh"): every
-# group of the 6-layer width-256 tree runs in one call (its largest, twelve
-# 256×1024 slices, counts 15 MiB), while on the GPT-2-small tree (768×768
-# slices three to a call, larger ones alone) compiled temp memory of one
-# float32 update stays below optax.contrib.muon's.
-DEFAULT_BATCH_BYTES = 16 * 2**20
+# The default memory budget: 4 MiB per batched call and device, counted by
+# counted_bytes. Chosen by measurement (BENCHMARKS.md, "Muon on a mesh", one
+# device, 2026-12-04): compiled temp memory of one update at or below
+# optax.contrib.muon's on the GPT-2-small tree and the bench's 6-layer
+# width-256 tree, per-layer and stacked, float32 and bfloat16 (one row
+# excepted: 6x256 bfloat16 per-layer), while the width-256 tree's float32
+# update keeps its time (0.50x optax's per-layer, vs 0.49x at 16 MiB and
+# 0.54x at 1 MiB, interleaved on 2 idle cores).
+DEFAULT_BATCH_BYTES = 4 * 2**20
 
 
 def counted_bytes(shape, dtype) -> int:
   """Bytes one ``(m, n)`` slice counts against ``batch_bytes``:
-  ``(m·n + min(m, n)²) · max(itemsize, 4)``.
+  ``(m·n + min(m, n)²) · w``.
 
   The Gram term: a batched polar call holds m×m temporaries per slice
   (Newton–Schulz's A, A², polynomial; an SVD's U) besides its input, as
   large as the input itself for a square slice, so input bytes alone let
-  square slices into calls twice as large in memory as wide ones. Counted
-  at float32 or wider: XLA on CPU computes 16-bit products in float32 (it
-  converts each operand to a float32 copy), so a bfloat16 call's temp memory
-  is no smaller than a float32 one's (measured, Newton–Schulz on six 768×768
-  slices: 42.5 MB bfloat16, 28.3 MB float32).
+  square slices into calls twice as large in memory as wide ones.
+
+  ``w``, the working bytes per element: the itemsize for 32- and 64-bit
+  dtypes; for 16-bit ones 4 (float32) on accelerators, and 10 on the CPU
+  backend, where XLA computes a 16-bit product in float32 by converting both
+  operands to float32 copies (``X`` and ``Xᵀ`` for a Gram matrix: 2 + 4 + 4
+  bytes per element; measured, a bfloat16 call of six 768×768 slices holds
+  1.5× a float32 one's temp memory).
   """
   m, n = shape[-2:]
-  return (m * n + min(m, n)**2) * max(jnp.dtype(dtype).itemsize, 4)
+  size = jnp.dtype(dtype).itemsize
+  if size < 4:
+    size = 10 if jax.default_backend() == "cpu" else 4
+  return (m * n + min(m, n)**2) * size
 
 
 def group_calls(total: int, slice_bytes: int, devices: int = 1,

@@ -173,7 +173,7 @@ def scale_by_polar(
     batch_bytes: memory budget: bytes per batched call and device, each
       slice counted as its input plus an m×m Gram matrix at float32 or wider
       (``placement.counted_bytes``; ``None``:
-      ``placement.DEFAULT_BATCH_BYTES``, 16 MiB); a Python int.
+      ``placement.DEFAULT_BATCH_BYTES``, 4 MiB); a Python int.
     partition_specs: with ``mesh``, the updates' ``PartitionSpec``s (a tree
       like the params); see :func:`spectral_jax.muon`.
 
