@@ -28,7 +28,7 @@ every device (in and out: FSDP, or FSDP with a tensor-parallel axis — one
 all-to-all over both axes, not one per axis); 1 + 2/r when the parameters
 are copied r ways (``data``); 1 for a stack already split over its layer
 axis and copied over ``data`` (only the all-gather). XLA's partitioner, left
-to move the same arrays, goes one mesh axis at a time: 3–14× on those
+to move the same arrays, goes one mesh axis at a time: 3–15× on those
 meshes (BENCHMARKS.md, "Muon on a mesh").
 
 A leaf's spec is used as is when ``shard_map`` can take it: each of the
