@@ -170,6 +170,19 @@ def _steps(x, mesh, reverse=False):
   return x
 
 
+def _read_leaves(updates, dim_nums, mesh, batch_bytes, partition_specs):
+  """Checked arguments and the leaves: ``(batch_bytes, path names, leaves,
+  treedef, dimension numbers, PartitionSpecs or None)``."""
+  check_placement(mesh, batch_bytes, partition_specs)
+  if batch_bytes is None:
+    batch_bytes = DEFAULT_BATCH_BYTES
+  paths, leaves, treedef, dims = leaf_dimension_numbers(updates, dim_nums)
+  specs = None if mesh is None else shard_plan.leaf_specs(
+      paths, leaves, mesh, partition_specs)
+  return (batch_bytes, [path_name(p) for p in paths], leaves, treedef, dims,
+          specs)
+
+
 def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
                  mesh=None, batch_bytes: int | None = None, like=None,
                  partition_specs=None):
@@ -205,14 +218,9 @@ def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
   Returns:
     A tree like ``updates``.
   """
-  check_placement(mesh, batch_bytes, partition_specs)
-  if batch_bytes is None:
-    batch_bytes = DEFAULT_BATCH_BYTES
-  paths, leaves, treedef, dims = leaf_dimension_numbers(updates, dim_nums)
-  specs = None if mesh is None else shard_plan.leaf_specs(
-      paths, leaves, mesh, partition_specs)
+  batch_bytes, names, leaves, treedef, dims, specs = _read_leaves(
+      updates, dim_nums, mesh, batch_bytes, partition_specs)
   if specs is not None:
-    names = [path_name(p) for p in paths]
     out = shard_plan.map_matrices_sharded(
         fn, leaves, dims, names, specs, mesh, group=group,
         batch_bytes=batch_bytes)
@@ -221,8 +229,8 @@ def map_matrices(fn: MatrixFn, updates, dim_nums, *, group: bool = True,
              zip(treedef.flatten_up_to(like), out)]
     return treedef.unflatten(out)
   flat, inverses = [], []
-  for path, x, d in zip(paths, leaves, dims):
-    reshape_fn, inverse_fn = compute_muon_reshape(x, d, path_name(path))
+  for name, x, d in zip(names, leaves, dims):
+    reshape_fn, inverse_fn = compute_muon_reshape(x, d, name)
     y = reshape_fn(x)
     flat.append(_wide(y))
     inverses.append((inverse_fn, y.shape[-2] > y.shape[-1]))
@@ -256,13 +264,8 @@ def map_matrix_scalars(fn: Callable[[jax.Array], jax.Array], updates,
   Returns:
     A tree like ``updates``: at each leaf an array of its batch axes' shape.
   """
-  check_placement(mesh, batch_bytes, partition_specs)
-  if batch_bytes is None:
-    batch_bytes = DEFAULT_BATCH_BYTES
-  paths, leaves, treedef, dims = leaf_dimension_numbers(updates, dim_nums)
-  specs = None if mesh is None else shard_plan.leaf_specs(
-      paths, leaves, mesh, partition_specs)
-  names = [path_name(p) for p in paths]
+  batch_bytes, names, leaves, treedef, dims, specs = _read_leaves(
+      updates, dim_nums, mesh, batch_bytes, partition_specs)
   if specs is not None:
     return treedef.unflatten(shard_plan.map_matrices_sharded(
         fn, leaves, dims, names, specs, mesh, group=True,

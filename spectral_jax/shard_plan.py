@@ -149,7 +149,7 @@ class _Leaf:
     batch, red, out = normalize_dimension_numbers(shape, dims, path)
     entries = [_axes(e) for e in tuple(spec)[:len(shape)]]
     entries += [()] * (len(shape) - len(entries))
-    size = lambda axes: math.prod(mesh.shape[a] for a in axes)
+    size = lambda axes: _size(mesh, axes)
     # shard_map needs each sharded dimension divisible by its devices, and a
     # merged group (reshaped to one axis) is a contiguous block of it only
     # when its major axis alone is sharded.
@@ -198,8 +198,7 @@ class _Layout:
   def __init__(self, sm: _Axes, sn: _Axes, holders: _Axes, mesh):
     self.sizes = tuple(mesh.shape[a] for a in holders)
     self.grid = tuple(mesh.shape[a] for a in sm + sn)
-    self.am = math.prod(mesh.shape[a] for a in sm)
-    self.an = math.prod(mesh.shape[a] for a in sn)
+    self.am, self.an = _size(mesh, sm), _size(mesh, sn)
     # Where each of sm's, then sn's, axes sits among the holders.
     self.order = tuple(holders.index(a) for a in sm + sn)
 
@@ -264,7 +263,7 @@ def _run_class(fn, members, blocks, mesh, batch_bytes, wide, scalar):
   for j, leaf in enumerate(members):
     kinds.setdefault((leaf.sm, leaf.sn), []).append(j)
   layouts = [_Layout(sm, sn, holders, mesh) for sm, sn in kinds]
-  flat, counts, types = [], [], []
+  flat, shapes, types = [], [], []
   for t, idx in enumerate(kinds.values()):
     x = jnp.concatenate([members[j].to_pieces(blocks[j]) for j in idx])
     count = x.shape[0]
@@ -274,7 +273,7 @@ def _run_class(fn, members, blocks, mesh, batch_bytes, wide, scalar):
       x = jax.lax.dynamic_slice_in_dim(
           x, jax.lax.axis_index(reps) * (padded // q), padded // q, 0)
     flat.append(x.reshape(x.shape[0], -1))
-    counts.append((count, padded, x.shape))
+    shapes.append(x.shape)
     types += [t] * x.shape[0]
   x = jnp.concatenate(flat) if len(flat) > 1 else flat[0]
   per = math.ceil(x.shape[0] / a)  # matrices per holder
@@ -300,7 +299,7 @@ def _run_class(fn, members, blocks, mesh, batch_bytes, wide, scalar):
     y = _all_to_all(y, holders)
   y = y.reshape(per * a, -1)
   out, off = {}, 0
-  for (count, padded, shape), idx in zip(counts, kinds.values()):
+  for shape, idx in zip(shapes, kinds.values()):
     piece = y[off:off + shape[0]].reshape(shape[:1] if scalar else shape)
     off += shape[0]
     if q > 1:
